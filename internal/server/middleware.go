@@ -1,0 +1,156 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// withInstance names the serving instance on every response.
+func withInstance(next http.Handler, instance string) http.Handler {
+	value := []string{instance}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()[InstanceHeader] = value
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withAccessLog logs one line per request once it has been served.
+func withAccessLog(next http.Handler, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := recorderFor(w)
+		next.ServeHTTP(rec, r)
+		logger.LogAttrs(context.Background(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status()),
+			slog.Int64("bytes", rec.bytes),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+			slog.String("remote", r.RemoteAddr),
+		)
+	})
+}
+
+// httpMetrics are the RED metrics of the service. Labels are bounded: the
+// route is the matched ServeMux pattern, never the raw path, and methods
+// outside the standard set count as OTHER.
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+	labels := []string{"method", "route", "code"}
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total",
+			Help: "HTTP requests served, by method, route pattern and status code.",
+		}, labels),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "http_request_duration_seconds",
+			Help:    "Time to serve HTTP requests, by method, route pattern and status code.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, labels),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+func withMetrics(next http.Handler, m *httpMetrics) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := recorderFor(w)
+		next.ServeHTTP(rec, r)
+		route := r.Pattern // set by ServeMux on this same request
+		if route == "" {
+			route = "unmatched"
+		}
+		code := statusText(rec.status())
+		method := methodLabel(r.Method)
+		m.requests.WithLabelValues(method, route, code).Inc()
+		m.duration.WithLabelValues(method, route, code).Observe(time.Since(start).Seconds())
+	})
+}
+
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
+
+// statusText avoids an allocation for the codes this service answers.
+func statusText(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 404:
+		return "404"
+	case 405:
+		return "405"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
+}
+
+// recorder captures the status and size of a response. One recorder is
+// shared by all middleware of a request.
+type recorder struct {
+	http.ResponseWriter
+	code  int
+	bytes int64
+}
+
+func recorderFor(w http.ResponseWriter) *recorder {
+	if rec, ok := w.(*recorder); ok {
+		return rec
+	}
+	return &recorder{ResponseWriter: w}
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *recorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// slogPrinter adapts a slog.Logger to promhttp's error logger.
+type slogPrinter struct{ logger *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) {
+	p.logger.Error("metrics", "error", fmtArgs(v))
+}
+
+func fmtArgs(v []any) string {
+	return strings.TrimSuffix(fmt.Sprintln(v...), "\n")
+}

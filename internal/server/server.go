@@ -1,0 +1,55 @@
+// Package server holds scalable-app's HTTP handlers, middleware and routes.
+package server
+
+import (
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Greeting is the body of GET /, the text the seed's Flask app returned.
+const Greeting = "Hello from Kubernetes"
+
+// InstanceHeader names the instance that served a response, so a client of a
+// replicated Service can see the replicas take turns.
+const InstanceHeader = "X-Instance"
+
+// Health is the readiness state shared by the handlers and the shutdown
+// sequence. The zero value is ready.
+type Health struct {
+	shuttingDown atomic.Bool
+}
+
+// BeginShutdown makes /readyz fail from now on.
+func (h *Health) BeginShutdown() { h.shuttingDown.Store(true) }
+
+// Ready reports whether the instance should receive traffic.
+func (h *Health) Ready() bool { return !h.shuttingDown.Load() }
+
+// Options are the dependencies of the handler.
+type Options struct {
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry // metrics are registered here and served on /metrics
+	Health    *Health
+	Instance  string // value of the InstanceHeader
+	AccessLog bool
+}
+
+// New returns the service's root handler: routes wrapped in middleware.
+func New(o Options) http.Handler {
+	mux := http.NewServeMux()
+	addRoutes(mux, o)
+
+	var h http.Handler = mux
+	// Order matters: metrics and the access log run outside the mux so they
+	// see the matched route pattern (set on the request by ServeMux) and the
+	// final status, including the mux's own 404 and 405 answers.
+	h = withMetrics(h, newHTTPMetrics(o.Registry))
+	if o.AccessLog {
+		h = withAccessLog(h, o.Logger)
+	}
+	h = withInstance(h, o.Instance)
+	return h
+}
