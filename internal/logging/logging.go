@@ -30,7 +30,7 @@ func New(w io.Writer, format, level string) (*slog.Logger, func() error, error) 
 	var h slog.Handler
 	switch format {
 	case "json":
-		h = slog.NewJSONHandler(bw, opts)
+		h = newJSONHandler(bw, opts)
 	case "text":
 		h = slog.NewTextHandler(bw, opts)
 	default:
