@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,6 +85,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:       slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 
+	fresh := newFreshConns()
+	if inherited {
+		srv.ConnState = fresh.track
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("scalable-app started",
@@ -101,6 +106,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// keep-alive connections of proxies to instances that stay.
 	srv.SetKeepAlivesEnabled(false)
 	logger.Info("shutdown started: readiness failing", "drain_delay", cfg.DrainDelay.String())
+	serveDone := false
+	if inherited {
+		// The socket is shared with a supervisor that starts our successor:
+		// stop accepting at once, so new connections wait in the kernel's
+		// backlog for it. Connections accepted already but whose request is
+		// not read yet must be read before Shutdown, which would close them
+		// unanswered.
+		ln.Close()
+		if err := <-serveErr; !errors.Is(err, net.ErrClosed) {
+			return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+		}
+		serveDone = true
+		fresh.waitNone(cfg.ReadHeaderTimeout)
+	}
 	time.Sleep(cfg.DrainDelay)
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -108,11 +127,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: requests still running after %s: %w", cfg.ShutdownTimeout, err)
 	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+	if !serveDone {
+		if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve on %s: %w", ln.Addr(), err)
+		}
 	}
 	logger.Info("shutdown complete")
 	return nil
+}
+
+// freshConns tracks connections accepted whose first request has not been
+// read yet (http.StateNew).
+type freshConns struct {
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func newFreshConns() *freshConns {
+	return &freshConns{conns: map[net.Conn]struct{}{}}
+}
+
+func (f *freshConns) track(c net.Conn, state http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if state == http.StateNew {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+// waitNone waits until no connection is fresh, at most limit.
+func (f *freshConns) waitNone(limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		n := len(f.conns)
+		f.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }
 
 // listen uses the socket passed by a supervisor (systemd socket activation,
