@@ -42,13 +42,14 @@ func main() {
 
 func run() error {
 	bare := flag.Int("serve-bare", 0, "internal: serve the bare net/http handler on this port")
+	hardened := flag.Bool("hardened", false, "internal: give the bare server scalable-app's timeouts")
 	duration := flag.Duration("duration", 10*time.Second, "length of each wrk run")
 	conns := flag.Int("connections", 50, "concurrent connections")
 	rounds := flag.Int("rounds", 2, "runs of each Go server; the best counts")
 	withFlask := flag.Bool("flask", true, "also measure the seed's Flask app (needs python3-flask and gunicorn)")
 	flag.Parse()
 	if *bare != 0 {
-		return serveBare(*bare)
+		return serveBare(*bare, *hardened)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -89,6 +90,16 @@ func run() error {
 		}},
 		{Name: "bare net/http", Start: func(ctx context.Context, port int) (*exec.Cmd, error) {
 			cmd := httpbench.PinnedCommand(ctx, self, "-serve-bare", strconv.Itoa(port))
+			return cmd, cmd.Start()
+		}},
+		// The two below attribute the gap: the cost of the access log, and
+		// the cost of the hardened timeouts (a deadline set per request).
+		{Name: "scalable-app, access log off", Start: func(ctx context.Context, port int) (*exec.Cmd, error) {
+			cmd := httpbench.PinnedCommand(ctx, app, "--host", "127.0.0.1", "--port", strconv.Itoa(port), "--access-log=false")
+			return cmd, cmd.Start()
+		}},
+		{Name: "bare net/http with scalable-app's timeouts", Start: func(ctx context.Context, port int) (*exec.Cmd, error) {
+			cmd := httpbench.PinnedCommand(ctx, self, "-serve-bare", strconv.Itoa(port), "-hardened")
 			return cmd, cmd.Start()
 		}},
 	}
@@ -154,7 +165,10 @@ func run() error {
 			float64(r.IdleRSSKiB)/1024, float64(r.PeakRSSKiB)/1024, r.Non2xx+r.SocketError)
 	}
 	app1, bareR := best[goTargets[0].Name], best[goTargets[1].Name]
+	noLog, hardBare := best[goTargets[2].Name], best[goTargets[3].Name]
 	fmt.Printf("\nRatio scalable-app / bare net/http: **%.2f** (target at least 0.90).\n", app1.RPS/bareR.RPS)
+	fmt.Printf("Where the gap goes: timeouts alone %.2f of bare; metrics and headers on top of them %.2f; access log on top of those %.2f.\n",
+		hardBare.RPS/bareR.RPS, noLog.RPS/hardBare.RPS, app1.RPS/noLog.RPS)
 	for _, t := range flaskTargets {
 		fmt.Printf("Ratio scalable-app / %s: **%.1f**.\n", t.Name, app1.RPS/best[t.Name].RPS)
 	}
@@ -162,12 +176,20 @@ func run() error {
 	return nil
 }
 
-// serveBare is the ceiling: net/http with a handler that only writes the text.
-func serveBare(port int) error {
+// serveBare is the ceiling: net/http with a handler that only writes the
+// text. hardened adds scalable-app's default timeouts, nothing else.
+func serveBare(port int, hardened bool) error {
 	body := []byte(server.Greeting)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write(body)
-	})
-	return http.ListenAndServe("127.0.0.1:"+strconv.Itoa(port), h)
+	srv := &http.Server{
+		Addr: "127.0.0.1:" + strconv.Itoa(port),
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write(body)
+		}),
+	}
+	if hardened {
+		srv.ReadHeaderTimeout, srv.ReadTimeout = 5*time.Second, 10*time.Second
+		srv.WriteTimeout, srv.IdleTimeout = 10*time.Second, 120*time.Second
+	}
+	return srv.ListenAndServe()
 }

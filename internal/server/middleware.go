@@ -20,34 +20,6 @@ func withInstance(next http.Handler, instance string) http.Handler {
 	})
 }
 
-// withAccessLog logs one line per request once it has been served. It calls
-// the handler directly: Logger.LogAttrs would also record the caller's
-// program counter, which the line does not show and costs as much as
-// formatting it.
-func withAccessLog(next http.Handler, logger *slog.Logger) http.Handler {
-	h := logger.Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		rec := recorderFor(w)
-		next.ServeHTTP(rec, r)
-		ctx := r.Context()
-		if !h.Enabled(ctx, slog.LevelInfo) {
-			return
-		}
-		end := time.Now()
-		line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
-		line.AddAttrs(
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", rec.status()),
-			slog.Int64("bytes", rec.bytes),
-			slog.Float64("duration_ms", float64(end.Sub(start).Microseconds())/1000),
-			slog.String("remote", r.RemoteAddr),
-		)
-		_ = h.Handle(ctx, line) // a failed log write must not fail the request
-	})
-}
-
 // httpMetrics are the RED metrics of the service. Labels are bounded: the
 // route is the matched ServeMux pattern, never the raw path, and methods
 // outside the standard set count as OTHER.
@@ -73,19 +45,45 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 	return m
 }
 
-func withMetrics(next http.Handler, m *httpMetrics) http.Handler {
+// withTelemetry records each request in the metrics and, when logger is
+// not nil, in the access log, reading the clock once at each end for both.
+// It calls the log handler directly: Logger.LogAttrs would also look up the
+// caller's program counter, which the line does not show and which costs as
+// much as formatting it.
+func withTelemetry(next http.Handler, m *httpMetrics, logger *slog.Logger) http.Handler {
+	var logHandler slog.Handler
+	if logger != nil {
+		logHandler = logger.Handler()
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := recorderFor(w)
+		rec := &recorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
+		end := time.Now()
+		elapsed := end.Sub(start)
+
 		route := r.Pattern // set by ServeMux on this same request
 		if route == "" {
 			route = "unmatched"
 		}
-		code := statusText(rec.status())
-		method := methodLabel(r.Method)
+		status := rec.status()
+		code, method := statusText(status), methodLabel(r.Method)
 		m.requests.WithLabelValues(method, route, code).Inc()
-		m.duration.WithLabelValues(method, route, code).Observe(time.Since(start).Seconds())
+		m.duration.WithLabelValues(method, route, code).Observe(elapsed.Seconds())
+
+		if logHandler == nil || !logHandler.Enabled(r.Context(), slog.LevelInfo) {
+			return
+		}
+		line := slog.NewRecord(end, slog.LevelInfo, "request", 0)
+		line.AddAttrs(
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", rec.bytes),
+			slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+			slog.String("remote", r.RemoteAddr),
+		)
+		_ = logHandler.Handle(r.Context(), line) // a failed log write must not fail the request
 	})
 }
 
@@ -113,19 +111,11 @@ func statusText(code int) string {
 	return strconv.Itoa(code)
 }
 
-// recorder captures the status and size of a response. One recorder is
-// shared by all middleware of a request.
+// recorder captures the status and size of a response.
 type recorder struct {
 	http.ResponseWriter
 	code  int
 	bytes int64
-}
-
-func recorderFor(w http.ResponseWriter) *recorder {
-	if rec, ok := w.(*recorder); ok {
-		return rec
-	}
-	return &recorder{ResponseWriter: w}
 }
 
 func (r *recorder) WriteHeader(code int) {

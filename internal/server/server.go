@@ -42,14 +42,13 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	addRoutes(mux, o)
 
-	var h http.Handler = mux
-	// Order matters: metrics and the access log run outside the mux so they
-	// see the matched route pattern (set on the request by ServeMux) and the
-	// final status, including the mux's own 404 and 405 answers.
-	h = withMetrics(h, newHTTPMetrics(o.Registry))
+	// Telemetry wraps the mux so it sees the matched route pattern (set on
+	// the request by ServeMux) and the final status, including the mux's own
+	// 404 and 405 answers.
+	var accessLog *slog.Logger
 	if o.AccessLog {
-		h = withAccessLog(h, o.Logger)
+		accessLog = o.Logger
 	}
-	h = withInstance(h, o.Instance)
-	return h
+	h := withTelemetry(mux, newHTTPMetrics(o.Registry), accessLog)
+	return withInstance(h, o.Instance)
 }
