@@ -13,7 +13,7 @@ FUZZTIME ?= 10s
 	e2e e2e-manifests lint-manifests e2e-devloop dev dev-local bench-reload
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 run: ## run the service on :5000 (settings: go run ./cmd/scalable-app --help)
 	go run -ldflags "$(LDFLAGS)" ./cmd/scalable-app
