@@ -1,0 +1,135 @@
+// Package testcluster runs a real single-node Kubernetes cluster on this
+// machine, from upstream components, for the project's end-to-end tests:
+// etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
+// kube-proxy as plain processes, a containerd of its own, and Traefik as the
+// ingress controller inside the cluster. Config names every address and
+// path; Up, Down, Status and Load are the commands of cmd/testcluster.
+//
+// Tests use the package functions: Kubeconfig, Kubectl, IngressAddr,
+// LoadImage and Ready.
+package testcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"scalable-app/internal/testcluster/images"
+	"scalable-app/internal/testcluster/progress"
+	"scalable-app/internal/testcluster/runner"
+)
+
+// Cluster drives the test cluster described by its Config.
+type Cluster struct {
+	cfg       Config
+	run       *runner.Runner
+	out       *progress.Printer
+	stdout    io.Writer
+	sourceDir string
+}
+
+// New returns a Cluster that prints progress to stdout. sourceDir is the
+// repository root, needed only to build binaries on a cache miss.
+func New(cfg Config, stdout io.Writer, sourceDir string) *Cluster {
+	return &Cluster{
+		cfg:       cfg,
+		run:       runner.New(nil),
+		out:       progress.New(stdout),
+		stdout:    stdout,
+		sourceDir: sourceDir,
+	}
+}
+
+// Config returns the cluster's configuration.
+func (c *Cluster) Config() Config { return c.cfg }
+
+// ErrNotRoot is returned by every command that changes the host.
+var ErrNotRoot = errors.New("the test cluster needs root (it starts a kubelet, changes iptables and network interfaces): run it as root, e.g. sudo make cluster-up")
+
+func requireRoot() error {
+	if os.Geteuid() != 0 {
+		return ErrNotRoot
+	}
+	return nil
+}
+
+// openCommandLog sends the runner's log to the state directory.
+func (c *Cluster) openCommandLog() (func(), error) {
+	if err := os.MkdirAll(c.cfg.LogDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("create log dir: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(c.cfg.LogDir(), "commands.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open command log: %w", err)
+	}
+	c.run.SetLog(f)
+	return func() { c.run.SetLog(io.Discard); f.Close() }, nil
+}
+
+// lock serialises up, down and load across processes.
+func (c *Cluster) lock() (func(), error) {
+	path := c.lockPath()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create lock dir: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintf(c.stdout, "waiting for another testcluster command to finish (lock %s)\n", path)
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+	}
+	return func() { f.Close() }, nil
+}
+
+func (c *Cluster) lockPath() string {
+	return filepath.Join(filepath.Dir(c.cfg.StateDir), "."+filepath.Base(c.cfg.StateDir)+".lock")
+}
+
+func (c *Cluster) store() images.Store {
+	return images.Store{Runner: c.run, Socket: c.cfg.ContainerdSocket()}
+}
+
+// defaultConfig is the configuration the package functions use.
+func defaultConfig() Config { return ConfigFromEnv(os.Getenv) }
+
+// Kubeconfig is the path of the cluster's admin kubeconfig.
+func Kubeconfig() string { return defaultConfig().KubeconfigPath() }
+
+// Kubectl is the path of the kubectl that matches the cluster's version.
+func Kubectl() string { return defaultConfig().KubectlPath() }
+
+// IngressAddr is host:port where the ingress controller answers.
+func IngressAddr() string { return defaultConfig().IngressAddr() }
+
+// LoadImage copies images from the local Docker engine into the cluster, so
+// pods with imagePullPolicy IfNotPresent or Never run them.
+func LoadImage(ctx context.Context, refs ...string) error {
+	return New(defaultConfig(), io.Discard, "").Load(ctx, refs...)
+}
+
+// Ready returns nil when the API server answers, the node is Ready and the
+// ingress controller serves.
+func Ready(ctx context.Context) error {
+	return New(defaultConfig(), io.Discard, "").check(ctx)
+}
+
+// DaemonPIDs returns the live PIDs of the cluster's daemons by name.
+func DaemonPIDs() map[string]int {
+	c := New(defaultConfig(), io.Discard, "")
+	m := map[string]int{}
+	for _, d := range c.daemons() {
+		if pid := c.pidFile(d).Alive(); pid != 0 {
+			m[d.name] = pid
+		}
+	}
+	return m
+}
