@@ -1,0 +1,94 @@
+// Command lint-manifests checks k8s/ and its rendered overlays with kube-score,
+// using the settings in k8s/kube-score.conf. It exits 1 on any CRITICAL or
+// WARNING finding. Run it from the repository root: make lint-manifests.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"syscall"
+
+	"scalable-app/e2e/internal/lint"
+	"scalable-app/internal/testcluster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "lint-manifests:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("lint-manifests", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", ".", "repository root (holds k8s/)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: lint-manifests [--root DIR]\n\nLints k8s/*.yaml and the rendered overlays with kube-score (settings: k8s/kube-score.conf).")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	logf := func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
+
+	cfg, err := lint.ReadConfig(*root + "/" + lint.ConfigPath)
+	if err != nil {
+		return err
+	}
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		kubectl = testcluster.Kubectl()
+		if _, statErr := os.Stat(kubectl); statErr != nil {
+			return errors.New("kubectl not found on PATH (needed to render the overlays): install kubectl")
+		}
+	}
+	bin, err := lint.Binary(ctx, cfg, logf)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "lint-manifests-")
+	if err != nil {
+		return fmt.Errorf("make a scratch directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	files, err := lint.Inputs(ctx, kubectl, *root, dir)
+	if err != nil {
+		return err
+	}
+	findings, _, err := lint.Score(ctx, bin, cfg, files)
+	if err != nil {
+		return err
+	}
+	checks := make([]string, 0, len(cfg.Ignore))
+	for c := range cfg.Ignore {
+		checks = append(checks, c)
+	}
+	sort.Strings(checks)
+	fmt.Fprintf(stdout, "kube-score %s on %d files; silenced checks (%s):\n", cfg.Version, len(files), lint.ConfigPath)
+	for _, c := range checks {
+		fmt.Fprintf(stdout, "  %s: %s\n", c, cfg.Ignore[c])
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f.Line)
+	}
+	if len(findings) > 0 {
+		return fmt.Errorf("%d findings", len(findings))
+	}
+	fmt.Fprintln(stdout, "no critical or warning finding")
+	return nil
+}

@@ -1,0 +1,156 @@
+// Package lint checks the Kubernetes manifests with kube-score, built from the
+// Go module proxy into a cache outside the repository (never a dependency of
+// the project's module), with the settings of k8s/kube-score.conf.
+package lint
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// ConfigPath is the settings file, relative to the repository root.
+const ConfigPath = "k8s/kube-score.conf"
+
+const module = "github.com/zegl/kube-score/cmd/kube-score"
+
+// Config is the parsed settings file.
+type Config struct {
+	Version           string
+	KubernetesVersion string
+	Enable            []string
+	Ignore            map[string]string // check -> reason
+}
+
+// ReadConfig parses the settings file; an `ignore` without a reason is an error.
+func ReadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read linter settings: %w", err)
+	}
+	c := Config{Ignore: map[string]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line, reason, _ := strings.Cut(sc.Text(), "#")
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 {
+			return Config{}, fmt.Errorf("%s:%d: want `setting value`, got %q", path, n, strings.TrimSpace(line))
+		}
+		switch f[0] {
+		case "version":
+			c.Version = f[1]
+		case "kubernetes-version":
+			c.KubernetesVersion = f[1]
+		case "enable":
+			c.Enable = append(c.Enable, f[1])
+		case "ignore":
+			if strings.TrimSpace(reason) == "" {
+				return Config{}, fmt.Errorf("%s:%d: ignore %s has no reason after #", path, n, f[1])
+			}
+			c.Ignore[f[1]] = strings.TrimSpace(reason)
+		default:
+			return Config{}, fmt.Errorf("%s:%d: unknown setting %q", path, n, f[0])
+		}
+	}
+	if c.Version == "" {
+		return Config{}, fmt.Errorf("%s: no `version` line", path)
+	}
+	return c, nil
+}
+
+// Binary returns the path of kube-score at the configured version, building it
+// with `go install` into the user's cache directory when it is not there yet.
+func Binary(ctx context.Context, c Config, logf func(string, ...any)) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find a cache directory for kube-score: %w", err)
+	}
+	dir := filepath.Join(cache, "scalable-app", "tools", "kube-score-"+c.Version)
+	bin := filepath.Join(dir, "kube-score")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	logf("building kube-score %s into %s (about a minute, once)", c.Version, dir)
+	cmd := exec.CommandContext(ctx, "go", "install", module+"@"+c.Version)
+	cmd.Dir = os.TempDir() // outside any module: the project's go.mod is not touched
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-buildvcs=false")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build kube-score %s: %w: %s", c.Version, err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}
+
+// Finding is one check that did not pass.
+type Finding struct {
+	Level string // CRITICAL or WARNING
+	Line  string
+}
+
+// Score runs kube-score on files and returns its CRITICAL and WARNING lines.
+func Score(ctx context.Context, bin string, c Config, files []string) ([]Finding, string, error) {
+	args := []string{"score", "--output-format", "ci", "--color", "never"}
+	if c.KubernetesVersion != "" {
+		args = append(args, "--kubernetes-version", c.KubernetesVersion)
+	}
+	for _, e := range c.Enable {
+		args = append(args, "--enable-optional-test", e)
+	}
+	for check := range c.Ignore {
+		args = append(args, "--ignore-test", check)
+	}
+	args = append(args, files...)
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	// kube-score exits 1 when it finds a critical issue: judge by its output.
+	if _, isExit := err.(*exec.ExitError); err != nil && (!isExit || stdout.Len() == 0) {
+		return nil, "", fmt.Errorf("run kube-score: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var fs []Finding
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		for _, lvl := range []string{"CRITICAL", "WARNING"} {
+			if strings.HasPrefix(line, "["+lvl+"]") {
+				fs = append(fs, Finding{Level: lvl, Line: line})
+			}
+		}
+	}
+	return fs, stdout.String(), nil
+}
+
+// Inputs returns the files to lint: the base manifests as they are applied with
+// `kubectl apply -f`, and each overlay rendered by `kubectl kustomize` into dir.
+func Inputs(ctx context.Context, kubectl, repoRoot, dir string) ([]string, error) {
+	files := []string{}
+	for _, f := range []string{"deployment.yaml", "service.yaml", "ingress.yaml", "pdb.yaml"} {
+		files = append(files, filepath.Join(repoRoot, "k8s", f))
+	}
+	for _, o := range Overlays {
+		cmd := exec.CommandContext(ctx, kubectl, "kustomize", filepath.Join(repoRoot, "k8s", "overlays", o))
+		out, err := cmd.Output()
+		if err != nil {
+			msg := ""
+			if ee, ok := err.(*exec.ExitError); ok {
+				msg = strings.TrimSpace(string(ee.Stderr))
+			}
+			return nil, fmt.Errorf("render overlay %s: %w: %s", o, err, msg)
+		}
+		path := filepath.Join(dir, "overlay-"+o+".yaml")
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			return nil, fmt.Errorf("write rendered overlay %s: %w", o, err)
+		}
+		files = append(files, path)
+	}
+	return files, nil
+}
+
+// Overlays names the environments under k8s/overlays.
+var Overlays = []string{"test", "prod"}
