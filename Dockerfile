@@ -21,6 +21,35 @@ RUN --mount=type=cache,target=/go/pkg/mod \
       -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" \
       -o /out/scalable-app ./cmd/scalable-app
 
+# The hot-reload image (k8s/dev/deployment-dev.yaml): the Go toolchain, the
+# reloader, go.mod's modules (the pod builds with no network) and a warm
+# build cache, which the pod copies into its writable GOCACHE volume.
+FROM golang:1.26.8-bookworm AS dev
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin dev \
+ && install -d -o dev -g dev /var/cache/go-build /app
+# Modules in a layer of the image, not in a cache mount: the pod has no
+# network, so everything go.mod needs must be here.
+COPY go.mod go.sum /tmp/mod/
+RUN cd /tmp/mod && go mod download && rm -rf /tmp/mod
+ENV GOCACHE=/var/cache/go-build GOFLAGS=-mod=readonly GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0
+# As the pod's user, so the cache is writable by it: the reloader, then one
+# build of the app with the reloader's flags, which leaves every package the
+# pod's first build needs compiled.
+USER 10001:10001
+RUN --mount=type=bind,target=/src \
+    cd /src && go telemetry off \
+ && go build -trimpath -buildvcs=false -o /tmp/hotreload ./cmd/hotreload \
+ && go build -trimpath -buildvcs=false -ldflags="-s -w" -o /tmp/warm ./cmd/scalable-app \
+ && rm /tmp/warm
+USER root
+RUN install -m 0755 /tmp/hotreload /usr/local/bin/hotreload && rm /tmp/hotreload
+USER 10001:10001
+WORKDIR /app
+EXPOSE 5000
+# What k8s/dev/deployment-dev.yaml runs, the counterpart of `flask run` with
+# FLASK_DEBUG=1: rebuild and restart on every saved change in /app.
+CMD ["hotreload", "--dir=/app", "--addr=:5000"]
+
 # The production image: the static binary and CA certificates, nothing else.
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
