@@ -31,7 +31,7 @@ func TestStep4PodDeleteUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the Deployment did not replace the deleted pod %s: %v", victim, err)
 	}
-	t.Logf("pod %s deleted (gone after %s), replacement Ready after %s", victim, gone.Round(100*time.Millisecond), res.Elapsed.Round(100*time.Millisecond))
+	t.Logf("pod %s gone %s after `kubectl delete` (its whole stop sequence); replacement Ready; load ran %s", victim, gone.Round(100*time.Millisecond), res.Elapsed.Round(100*time.Millisecond))
 	t.Logf("load through the Ingress: %s", res)
 	assertNoLoss(t, res, fmt.Sprintf("while pod %s was deleted", victim))
 	if res.ByInstance[victim] == 0 {
