@@ -65,14 +65,14 @@ e2e-manifests: image ## k8s/ proven on a real cluster: the test cluster, or KUBE
 lint-manifests: ## kube-score on k8s/ and its rendered overlays, no cluster needed (silenced checks: k8s/kube-score.conf)
 	go run ./e2e/cmd/lint-manifests
 
-e2e-devloop: ## the hot-reload dev loop on a real cluster
-	go test -tags e2e -count=1 -v -timeout 20m ./e2e/devloop
+e2e-devloop: ## the hot-reload dev loop on the test cluster: dev image, k8s/dev, port-forward across edits (root)
+	go test -tags e2e -count=1 -v -timeout 25m ./e2e/devloop
 
-dev: ## the dev loop in minikube (or the test cluster): mount, apply, port-forward 8080, logs
-	go run ./cmd/devloop
+dev: ## the dev loop in minikube or the test cluster: mount, apply, port-forward 8080, logs (DEV_FLAGS=--help)
+	go run ./cmd/devloop $(DEV_FLAGS)
 
-dev-local: ## the hot reloader on this machine, no cluster: http://localhost:5000
-	go run ./cmd/hotreload
+dev-local: ## the hot reloader on this machine, no cluster: http://localhost:5000 (RELOAD_FLAGS=--help)
+	go run ./cmd/hotreload $(RELOAD_FLAGS)
 
-bench-reload: ## save-to-response latency of the reloader vs air
+bench-reload: ## save-to-new-response latency of the reloader (polling, inotify) vs air, 20 edits each
 	go run ./internal/reload/bench
