@@ -35,6 +35,15 @@ func (c *Cluster) Up(ctx context.Context) error {
 	defer unlock()
 
 	if c.allRunning() && c.check(ctx) == nil {
+		// Keep the ingress controller in step with this harness's manifest
+		// (a no-op unless the harness changed since the cluster started).
+		manifest, err := c.cfg.render("ingress.yaml.tmpl")
+		if err != nil {
+			return err
+		}
+		if err := c.kubectlApply(ctx, "update the ingress controller", manifest); err != nil {
+			return err
+		}
 		c.out.Printf("cluster already up")
 		c.printInfo()
 		return nil
