@@ -45,16 +45,16 @@ test-image: ## build the real image and test it in Docker (installs and starts D
 bench: ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
 	go run ./cmd/httpbench
 
-cluster-up: ## start the real single-node Kubernetes test cluster (root; first run builds ~25 min)
+cluster-up: ## start the real single-node Kubernetes test cluster, or report it up (root; first build ~15 min, then ~12 s)
 	go run ./cmd/testcluster up
 
-cluster-down: ## stop the test cluster and remove all it created
+cluster-down: ## stop the test cluster and remove everything it created on the host (root)
 	go run ./cmd/testcluster down
 
 cluster-load: ## load a local docker image into the test cluster: make cluster-load IMAGE=scalable-app:latest
 	go run ./cmd/testcluster load $(IMAGE)
 
-cluster-test: ## the test cluster's smoke suite (stops and restarts the cluster)
+cluster-test: ## the test cluster's smoke suite (root; kills, stops and restarts the cluster, leaves it up)
 	go test -tags e2e -count=1 -v -timeout 30m ./e2e/cluster
 
 e2e: e2e-manifests e2e-devloop ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
