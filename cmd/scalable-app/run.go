@@ -93,7 +93,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info("scalable-app started",
 		"addr", ln.Addr().String(), "inherited_socket", inherited,
-		"version", version, "revision", vcsRevision(), "instance", instance)
+		"version", version, "revision", vcsRevision(), "instance", instance,
+		"namespace", getenv("POD_NAMESPACE")) // set by the downward API in Kubernetes
 
 	select {
 	case err := <-serveErr:
