@@ -79,6 +79,7 @@ func TestDevLoopOnTheTestCluster(t *testing.T) {
 
 	// The test namespace and its Service, as the test environment has them,
 	// unless they exist already; whatever this test creates, it removes.
+	waitNamespaceGoneIfTerminating(t, ctx, k)
 	if _, err := k.run(ctx, "get", "namespace", devloop.Namespace); err != nil {
 		k.must(ctx, "apply", "-f", "k8s/dev/namespace.yaml")
 		t.Cleanup(func() { k.run(context.Background(), "delete", "namespace", devloop.Namespace, "--wait=false") })
@@ -144,6 +145,13 @@ func TestDevLoopOnTheTestCluster(t *testing.T) {
 		t.Fatalf("kubectl port-forward (pid %d) is gone after 3 edits: %v", forward.Process.Pid, err)
 	}
 	t.Logf("after 3 edits the port-forward started first (pid %d) still runs", forward.Process.Pid)
+	if logs, err := k.run(ctx, "logs", pod, "-n", devloop.Namespace); err == nil {
+		for _, line := range strings.Split(logs, "\n") {
+			if strings.Contains(line, "msg=reloaded") || strings.Contains(line, "msg=started") {
+				t.Logf("pod: %s", line)
+			}
+		}
+	}
 
 	// A compile error is shown through the same port-forward, and a fix heals it.
 	setGreetingExpr(t, src, "undefinedInTheDevPod")
@@ -154,6 +162,22 @@ func TestDevLoopOnTheTestCluster(t *testing.T) {
 
 	stopWatch()
 	t.Logf("the test Service's EndpointSlices were checked %d times: never the dev pod", <-endpointsChecked)
+}
+
+// waitNamespaceGoneIfTerminating waits out a deletion of the namespace in
+// progress (another suite's cleanup), after which this test creates it.
+func waitNamespaceGoneIfTerminating(t *testing.T, ctx context.Context, k kubectl) {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		phase, err := k.run(ctx, "get", "namespace", devloop.Namespace, "-o", "jsonpath={.status.phase}")
+		if err != nil || strings.TrimSpace(phase) != "Terminating" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s still terminating after 3 minutes", devloop.Namespace)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // neverAnEndpoint polls the EndpointSlices of the namespace until ctx ends
