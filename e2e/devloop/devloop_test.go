@@ -292,7 +292,10 @@ func waitBody(t *testing.T, url, want string, timeout time.Duration) string {
 
 func waitStatus(t *testing.T, url string, status int, want string, timeout time.Duration) string {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
+	// A new connection per request, as curl makes: a keep-alive connection
+	// through kubectl port-forward outlives the process it reached by up to
+	// a second, and would measure kubectl rather than the reload.
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {

@@ -181,7 +181,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 
 	<-ctx.Done()
-	r.progress("stopping: port-forward, logs, mount%s", map[bool]string{true: "", false: ", deployment"}[o.Keep || existed])
+	r.progress("stopping: port-forward, logs, mount%s (namespace %s stays)", map[bool]string{true: "", false: ", deployment"}[o.Keep || existed], Namespace)
 	return nil
 }
 

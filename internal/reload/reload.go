@@ -236,7 +236,7 @@ func Run(ctx context.Context, cfg Config) error {
 			if !a.stopping.Load() {
 				r.fail(failure{
 					Title:  "App exited",
-					Detail: fmt.Sprintf("the app exited (%s) after %s; its last output:", a.exitStatus(), time.Since(a.started).Round(time.Millisecond)),
+					Detail: fmt.Sprintf("the app exited (%s) after running %s; its last output follows", a.exitStatus(), time.Since(a.started).Round(time.Millisecond)),
 					Output: string(a.tail.Bytes()),
 					At:     time.Now(),
 				})
@@ -266,7 +266,7 @@ func (r *reloader) cycle(ctx context.Context, changed []string) {
 		c.Result = "build failed"
 		r.fail(failure{
 			Title:   "Build failed",
-			Detail:  fmt.Sprintf("go build %s failed after %s:", r.cfg.Package, res.duration.Round(time.Millisecond)),
+			Detail:  fmt.Sprintf("go build %s failed after %s", r.cfg.Package, res.duration.Round(time.Millisecond)),
 			Output:  string(res.output),
 			Changed: changed,
 			At:      time.Now(),
@@ -297,7 +297,7 @@ func (r *reloader) cycle(ctx context.Context, changed []string) {
 		a.stopping.Store(true) // reported here, not as a crash later
 		r.fail(failure{
 			Title:   "App exited at start-up",
-			Detail:  fmt.Sprintf("the new build exited (%s) before it accepted connections; its output:", a.exitStatus()),
+			Detail:  fmt.Sprintf("the new build exited (%s) before it accepted connections; its output follows", a.exitStatus()),
 			Output:  string(a.tail.Bytes()),
 			Changed: changed,
 			At:      time.Now(),

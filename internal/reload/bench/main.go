@@ -54,6 +54,7 @@ type options struct {
 	pollInterval time.Duration
 	debounce     time.Duration
 	skipAir      bool
+	block        int
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&o.pollInterval, "poll-interval", 200*time.Millisecond, "the reloader's poll interval (air's floor is 500ms)")
 	fs.DurationVar(&o.debounce, "debounce", 50*time.Millisecond, "quiet time before a build, for both tools (air's `delay`)")
 	fs.BoolVar(&o.skipAir, "skip-air", false, "measure the reloader only")
+	fs.IntVar(&o.block, "block", 5, "edits a tool gets in a row before the next tool's turn")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -120,18 +122,40 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}})
 	}
 
-	var results []result
+	// All tools run side by side, idle but for the one being edited, and
+	// take turns in blocks of edits: a change in the machine's load (other
+	// work on its 2 cores) then falls on every tool alike.
+	var insts []*instance
+	defer func() {
+		for _, in := range insts {
+			in.close()
+		}
+	}()
 	for _, sc := range scenarios {
-		logf("%s, %s: %d edits", sc.tool, sc.mode, o.edits)
-		res, err := measure(ctx, root, work, o.edits, sc.start, logf)
+		logf("starting %s (%s)", sc.tool, sc.mode)
+		in, err := startInstance(ctx, root, work, sc.start)
 		if err != nil {
 			return fmt.Errorf("%s (%s): %w", sc.tool, sc.mode, err)
 		}
-		res.tool, res.mode = sc.tool, sc.mode
-		results = append(results, res)
-		if ctx.Err() != nil {
-			return ctx.Err()
+		in.res.tool, in.res.mode = sc.tool, sc.mode
+		insts = append(insts, in)
+	}
+	for done := 0; done < o.edits && ctx.Err() == nil; {
+		n := min(o.block, o.edits-done)
+		for _, in := range insts {
+			logf("%s (%s): edits %d-%d", in.res.tool, in.res.mode, done+1, done+n)
+			if err := in.edit(ctx, done+1, n, logf); err != nil {
+				return err
+			}
 		}
+		done += n
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var results []result
+	for _, in := range insts {
+		results = append(results, in.res)
 	}
 	report(stdout, o, results)
 	return nil
@@ -201,73 +225,91 @@ type result struct {
 	firstError string
 }
 
-// measure runs one tool over a fresh copy of the source.
-func measure(ctx context.Context, root, work string, edits int, start func(src, out string, port int) *exec.Cmd, logf func(string, ...any)) (result, error) {
-	var res result
+// instance is one tool running over its own copy of the source.
+type instance struct {
+	src, url, log string
+	cmd           *exec.Cmd
+	res           result
+}
+
+func startInstance(ctx context.Context, root, work string, start func(src, out string, port int) *exec.Cmd) (*instance, error) {
 	src, err := os.MkdirTemp(work, "src-")
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	if err := copySource(root, src); err != nil {
-		return res, err
+		return nil, err
 	}
 	out, err := os.MkdirTemp(work, "out-")
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	port, err := freePort()
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
-
-	cmd := start(src, out, port)
-	logFile, err := os.Create(filepath.Join(out, "tool.log"))
+	in := &instance{src: src, url: fmt.Sprintf("http://127.0.0.1:%d/", port), log: filepath.Join(out, "tool.log")}
+	in.cmd = start(src, out, port)
+	logFile, err := os.Create(in.log)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
-	defer logFile.Close()
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return res, err
+	in.cmd.Stdout, in.cmd.Stderr = logFile, logFile
+	in.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := in.cmd.Start(); err != nil {
+		return nil, err
 	}
-	defer func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
+	go func() { in.cmd.Wait(); logFile.Close() }()
+	if _, err := waitText(ctx, in.url, "Hello from Kubernetes", 3*time.Minute); err != nil {
+		in.close()
+		return nil, fmt.Errorf("first build not served: %w", err)
+	}
+	return in, nil
+}
 
-	if _, err := waitText(ctx, url, "Hello from Kubernetes", 3*time.Minute); err != nil {
-		return res, fmt.Errorf("first build not served: %w (log: %s)", err, filepath.Join(out, "tool.log"))
-	}
-
-	load := startLoad(url)
-	for i := 1; i <= edits && ctx.Err() == nil; i++ {
+// edit saves n edits, numbered from first, each measured from the end of
+// the write to the first response with the new text, while the concurrent
+// client runs.
+func (in *instance) edit(ctx context.Context, first, n int, logf func(string, ...any)) error {
+	load := startLoad(in.url)
+	for i := first; i < first+n && ctx.Err() == nil; i++ {
 		text := fmt.Sprintf("Hello from edit %d", i)
-		if err := setGreeting(src, text); err != nil {
-			return res, err
+		if err := setGreeting(in.src, text); err != nil {
+			return err
 		}
-		d, err := waitText(ctx, url, text, 30*time.Second)
+		d, err := waitText(ctx, in.url, text, 30*time.Second)
 		if err != nil {
-			res.missed++
-			logf("  edit %2d: not served: %v", i, err)
+			in.res.missed++
+			logf("  edit %2d: not served: %v (log: %s)", i, err, in.log)
 			continue
 		}
-		res.latencies = append(res.latencies, d)
+		in.res.latencies = append(in.res.latencies, d)
 		logf("  edit %2d: %s", i, d.Round(time.Millisecond))
 		// A developer does not save twice a second; this also lets the old
 		// process drain, so each edit is measured on its own.
 		time.Sleep(700 * time.Millisecond)
 	}
-	res.requests, res.refused, res.failed, res.firstError = load.stop()
-	return res, nil
+	total, refused, failed, first1 := load.stop()
+	in.res.requests += total
+	in.res.refused += refused
+	in.res.failed += failed
+	if in.res.firstError == "" {
+		in.res.firstError = first1
+	}
+	return nil
+}
+
+// close stops the tool gracefully, then for good.
+func (in *instance) close() {
+	p := in.cmd.Process
+	_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
+	for i := 0; i < 200; i++ {
+		if syscall.Kill(p.Pid, 0) != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 }
 
 // waitText polls url on new connections every 10 ms until the body is text;
