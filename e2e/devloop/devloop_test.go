@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,13 +28,13 @@ import (
 	"scalable-app/internal/baseimage"
 	"scalable-app/internal/devloop"
 	"scalable-app/internal/dockerengine"
+	"scalable-app/internal/sourcetree"
 	"scalable-app/internal/testcluster"
 )
 
 const (
-	image     = "scalable-app:dev"
-	localURL  = "http://127.0.0.1:8080/"
-	greetLine = `const Greeting = `
+	image    = "scalable-app:dev"
+	localURL = "http://127.0.0.1:8080/"
 )
 
 func TestDevLoopOnTheTestCluster(t *testing.T) {
@@ -317,28 +316,19 @@ func waitStatus(t *testing.T, url string, status int, want string, timeout time.
 	}
 }
 
-var greetingRE = regexp.MustCompile(greetLine + `.*`)
-
 func setGreeting(t *testing.T, src, text string) {
 	t.Helper()
-	setGreetingExpr(t, src, fmt.Sprintf("%q", text))
+	if err := sourcetree.SetGreeting(src, text); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // setGreetingExpr edits the greeting constant as an editor would.
 func setGreetingExpr(t *testing.T, src, expr string) {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(src, "internal", "server", "*.go"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil || !greetingRE.Match(b) {
-			continue
-		}
-		if err := os.WriteFile(f, greetingRE.ReplaceAll(b, []byte(greetLine+expr)), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
+	if err := sourcetree.SetGreetingExpr(src, expr); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no file in internal/server declares the greeting constant")
 }
 
 // copySource copies what builds the app into a directory the dev pod's user
@@ -353,28 +343,8 @@ func copySource(t *testing.T, root string) string {
 	if err := os.Chmod(dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"go.mod", "go.sum", "cmd", "internal"} {
-		err := filepath.WalkDir(filepath.Join(root, name), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			target := filepath.Join(dst, rel)
-			if d.IsDir() {
-				return os.MkdirAll(target, 0o755)
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o644)
-		})
-		if err != nil {
-			t.Fatalf("copy source: %v", err)
-		}
+	if err := sourcetree.Copy(root, dst); err != nil {
+		t.Fatal(err)
 	}
 	return dst
 }

@@ -12,13 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"scalable-app/internal/sourcetree"
 )
 
 func TestMain(m *testing.M) {
@@ -306,21 +307,14 @@ func waitBody(t *testing.T, url string, status int, want string, timeout time.Du
 	}
 }
 
-var greetingRE = regexp.MustCompile(`const Greeting = .*`)
-
 // greetingFile is the file that declares the greeting constant.
 func greetingFile(t *testing.T, src string) string {
 	t.Helper()
-	matches, _ := filepath.Glob(filepath.Join(src, "internal", "server", "*.go"))
-	for _, m := range matches {
-		b, err := os.ReadFile(m)
-		if err == nil && greetingRE.Match(b) {
-			rel, _ := filepath.Rel(src, m)
-			return filepath.ToSlash(rel)
-		}
+	rel, err := sourcetree.GreetingFile(src)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no file in internal/server declares const Greeting")
-	return ""
+	return rel
 }
 
 func setGreeting(t *testing.T, src string, want map[string]string, text string) {
@@ -335,7 +329,7 @@ func setGreetingExpr(t *testing.T, src string, want map[string]string, expr stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, src, want, rel, greetingRE.ReplaceAllLiteralString(string(b), "const Greeting = "+expr))
+	writeFile(t, src, want, rel, string(sourcetree.WithGreeting(b, expr)))
 }
 
 // writeFile writes like an editor would and records the new content in the
@@ -349,8 +343,8 @@ func writeFile(t *testing.T, src string, want map[string]string, rel, content st
 	want[rel] = fileDigest(0o644, []byte(content))
 }
 
-// copySource copies what builds the app (go.mod, go.sum, cmd/, internal/)
-// from this repository into a temporary directory.
+// copySource copies what builds the app from this repository into a
+// temporary directory.
 func copySource(t *testing.T) string {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
@@ -358,28 +352,8 @@ func copySource(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	for _, name := range []string{"go.mod", "go.sum", "cmd", "internal"} {
-		err := filepath.WalkDir(filepath.Join(root, name), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			target := filepath.Join(dst, rel)
-			if d.IsDir() {
-				return os.MkdirAll(target, 0o755)
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o644)
-		})
-		if err != nil {
-			t.Fatalf("copy source: %v", err)
-		}
+	if err := sourcetree.Copy(root, dst); err != nil {
+		t.Fatal(err)
 	}
 	return dst
 }

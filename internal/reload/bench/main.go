@@ -17,7 +17,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"net"
 	"net/http"
@@ -25,7 +24,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -33,6 +31,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"scalable-app/internal/sourcetree"
 )
 
 func main() {
@@ -237,7 +237,7 @@ func startInstance(ctx context.Context, root, work string, start func(src, out s
 	if err != nil {
 		return nil, err
 	}
-	if err := copySource(root, src); err != nil {
+	if err := sourcetree.Copy(root, src); err != nil {
 		return nil, err
 	}
 	out, err := os.MkdirTemp(work, "out-")
@@ -274,7 +274,7 @@ func (in *instance) edit(ctx context.Context, first, n int, logf func(string, ..
 	load := startLoad(in.url)
 	for i := first; i < first+n && ctx.Err() == nil; i++ {
 		text := fmt.Sprintf("Hello from edit %d", i)
-		if err := setGreeting(in.src, text); err != nil {
+		if err := sourcetree.SetGreeting(in.src, text); err != nil {
 			return err
 		}
 		d, err := waitText(ctx, in.url, text, 30*time.Second)
@@ -444,47 +444,6 @@ func report(w io.Writer, o options, results []result) {
 }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
-
-var greetingRE = regexp.MustCompile(`const Greeting = .*`)
-
-func setGreeting(src, text string) error {
-	files, _ := filepath.Glob(filepath.Join(src, "internal", "server", "*.go"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil || !greetingRE.Match(b) {
-			continue
-		}
-		return os.WriteFile(f, greetingRE.ReplaceAll(b, []byte(fmt.Sprintf("const Greeting = %q", text))), 0o644)
-	}
-	return errors.New("no file in internal/server declares the greeting constant")
-}
-
-func copySource(root, dst string) error {
-	for _, name := range []string{"go.mod", "go.sum", "cmd", "internal"} {
-		err := filepath.WalkDir(filepath.Join(root, name), func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			target := filepath.Join(dst, rel)
-			if d.IsDir() {
-				return os.MkdirAll(target, 0o755)
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(target, b, 0o644)
-		})
-		if err != nil {
-			return fmt.Errorf("copy source: %w", err)
-		}
-	}
-	return nil
-}
 
 func moduleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
