@@ -45,7 +45,7 @@ test-image: ## build the real image and test it in Docker (installs and starts D
 bench: ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
 	go run ./cmd/httpbench
 
-cluster-up: ## start the real single-node Kubernetes test cluster, or report it up (root; first build ~15 min, then ~12 s)
+cluster-up: ## start the real single-node Kubernetes test cluster, or report it up (root; first build 15-25 min, then ~12 s)
 	go run ./cmd/testcluster up
 
 cluster-down: ## stop the test cluster and remove everything it created on the host (root)
