@@ -37,7 +37,7 @@ base-image: ## create the Dockerfile's golang base image locally when it cannot 
 	go run ./cmd/baseimage
 
 image: base-image ## docker build -t scalable-app:latest .
-	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 test-image: ## build the real image and test it in Docker (installs and starts Docker if needed; root)
 	go test -tags e2e -count=1 -v -timeout 30m ./e2e/image

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -86,7 +87,9 @@ func run() error {
 				return nil, err
 			}
 			cmd.Stdout = f // a file, as a container runtime keeps the log
-			return cmd, cmd.Start()
+			err = cmd.Start()
+			f.Close() // the server holds its own descriptor now
+			return cmd, err
 		}},
 		{Name: "bare net/http", Start: func(ctx context.Context, port int) (*exec.Cmd, error) {
 			cmd := httpbench.PinnedCommand(ctx, self, "-serve-bare", strconv.Itoa(port))
@@ -154,8 +157,8 @@ func run() error {
 		}
 	}
 
-	fmt.Printf("wrk, 1 thread, %d connections, %s per run, server pinned to CPU 0 and wrk to CPU 1; best of %d runs for the Go servers.\n\n",
-		*conns, *duration, *rounds)
+	fmt.Printf("wrk, 1 thread, %d connections, %s per run, server pinned to CPU 0 and wrk to CPU %d; best of %d runs for the Go servers.\n\n",
+		*conns, *duration, max(runtime.NumCPU()-1, 0), *rounds)
 	fmt.Println("| server | req/s | p50 | p99 | idle RSS | peak RSS | errors |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, name := range order {

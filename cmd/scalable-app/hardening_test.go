@@ -98,3 +98,30 @@ func TestSlowHeadersAreCutOff(t *testing.T) {
 		t.Fatal("trickling client was never cut off")
 	}
 }
+
+// TestHeadSendsNoBody: HEAD / answers the headers of GET / and no body. A
+// body on the wire would be read as the start of the next response on the
+// same connection.
+func TestHeadSendsNoBody(t *testing.T) {
+	s := startServer(t, nil)
+	conn, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(conn)
+	head, err := http.ReadResponse(br, &http.Request{Method: "HEAD"})
+	if err != nil || head.StatusCode != 200 || head.ContentLength != 21 {
+		t.Fatalf("HEAD / = %v, %v; want 200 with Content-Length 21", head, err)
+	}
+	get, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("response after HEAD unreadable (HEAD sent a body?): %v", err)
+	}
+	body, _ := io.ReadAll(get.Body)
+	if get.StatusCode != 200 || string(body) != "Hello from Kubernetes" {
+		t.Fatalf("GET after HEAD = %d %q", get.StatusCode, body)
+	}
+}

@@ -149,7 +149,9 @@ func TestInheritedSocket(t *testing.T) {
 		t.Fatalf("GET / on the inherited socket = %d %q", status, body)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.wait(t, 5*time.Second)
+	if code, _ := p.wait(t, 5*time.Second); code != 0 {
+		t.Fatalf("exit status after SIGTERM on an inherited socket = %d, want 0", code)
+	}
 }
 
 func TestExitStatusOnBadInput(t *testing.T) {

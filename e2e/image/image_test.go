@@ -52,7 +52,11 @@ func setUp(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	root := repoRoot()
+	root, err := repoRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	if _, err := baseimage.Ensure(ctx, baseimage.Options{
 		Dockerfile: filepath.Join(root, "Dockerfile"),
 		CacheDir:   baseimage.DefaultCacheDir,
@@ -77,12 +81,12 @@ func setUp(m *testing.M) int {
 	return m.Run()
 }
 
-func repoRoot() string {
+func repoRoot() (string, error) {
 	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
 	if err != nil {
-		panic(fmt.Sprintf("find the module root: %v", err))
+		return "", fmt.Errorf("find the module root: %w", err)
 	}
-	return strings.TrimSpace(string(out))
+	return strings.TrimSpace(string(out)), nil
 }
 
 func docker(t *testing.T, args ...string) string {

@@ -98,7 +98,7 @@ func Parse(program string, args []string, getenv func(string) string, out io.Wri
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
-			envErr = fmt.Errorf("invalid value %q for %s: %v", v, name, err)
+			envErr = fmt.Errorf("invalid value %q for %s: %w", v, name, err)
 		}
 	})
 	if envErr != nil {

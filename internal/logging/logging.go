@@ -1,8 +1,8 @@
 // Package logging builds the service's slog logger.
 //
 // Log lines go through a buffer that a background goroutine flushes every
-// few milliseconds, so the request path pays for formatting a line but not for
-// a write system call per request.
+// FlushInterval (100 ms), so the request path pays for formatting a line but
+// not for a write system call per request.
 package logging
 
 import (
