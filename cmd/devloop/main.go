@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.Dir, "dir", ".", "source tree to mount at "+devloop.MountPath+" (the repository root)")
 	fs.StringVar(&o.Image, "image", "scalable-app:dev", "dev image (docker build --target dev), built and loaded when the node lacks it")
 	fs.BoolVar(&o.Rebuild, "rebuild", false, "build and load the dev image even when the node has it (after changing go.mod)")
-	fs.BoolVar(&o.Keep, "keep", false, "leave the dev Deployment running at exit")
+	fs.BoolVar(&o.Keep, "keep", false, "leave the dev Deployment running at exit (one that existed before devloop started always stays)")
 	fs.IntVar(&o.LocalPort, "port", 8080, "local port forwarded to the pod's port 5000")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +49,8 @@ the working copy at %s in the node, applies k8s/dev/deployment-dev.yaml,
 waits for the rollout, forwards localhost:8080 to the pod (restarting the
 forward if it drops) and streams the pod's logs. Save a file: the pod
 rebuilds and serves it within seconds. Ctrl-C stops the port-forward, the
-logs and the mount, and deletes the Deployment unless --keep.
+logs and the mount, and deletes the Deployment if devloop created it, unless
+--keep; a Deployment that existed before devloop started is left running.
 
 Flags:
 `, devloop.Namespace, devloop.MountPath)

@@ -125,7 +125,7 @@ func fromEnv(fs *flag.FlagSet, getenv func(string) string) error {
 		name := envName(f.Name)
 		if v := getenv(name); v != "" {
 			if setErr := f.Value.Set(v); setErr != nil {
-				err = fmt.Errorf("invalid value %q for %s", v, name)
+				err = fmt.Errorf("invalid value %q for %s (flag --%s): %w", v, name, f.Name, setErr)
 			}
 		}
 	})

@@ -61,8 +61,14 @@ func TestDevLoopOnTheTestCluster(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// BuildKit, which the Dockerfile's cache mounts need: Debian's docker.io
+	// 20.10 client builds with the legacy builder unless told otherwise.
+	builder, err := dockerengine.FindBuilder(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
-	run(t, ctx, root, "docker", "build", "--target", "dev", "-t", image, ".")
+	run(t, ctx, root, builder.Env, builder.Command, "build", "--target", "dev", "-t", image, ".")
 	t.Logf("docker build --target dev: %s", time.Since(start).Round(time.Second))
 	if err := testcluster.LoadImage(ctx, image); err != nil {
 		t.Fatalf("load %s: %v", image, err)
@@ -274,13 +280,15 @@ func (k kubectl) mustStdin(ctx context.Context, stdin string, args ...string) st
 	return out
 }
 
-func run(t *testing.T, ctx context.Context, dir string, name string, args ...string) {
+// run runs a command in dir with env added to the environment.
+func run(t *testing.T, ctx context.Context, dir string, env []string, name string, args ...string) {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, lastLines(string(out), 30))
+		t.Fatalf("%s %s %s: %v\n%s", strings.Join(env, " "), name, strings.Join(args, " "), err, lastLines(string(out), 30))
 	}
 }
 

@@ -7,7 +7,6 @@ package devloop
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -68,7 +67,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	dir, err := filepath.Abs(o.Dir)
 	if err != nil {
-		return err
+		return fmt.Errorf("resolve the source directory %s: %w", o.Dir, err)
 	}
 	manifest := filepath.Join(dir, "k8s", "dev", "deployment-dev.yaml")
 	if _, err := os.Stat(manifest); err != nil {
@@ -103,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 		r.progress("image %s: present in the cluster (--rebuild builds it again)", o.Image)
 	}
 	if ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(o.LocalPort)); err != nil {
-		return fmt.Errorf("port %d is taken on this machine: stop what uses it or pass --port", o.LocalPort)
+		return fmt.Errorf("local port %d for the port-forward is not usable (stop what uses it or pass --port): %w", o.LocalPort, err)
 	} else {
 		ln.Close()
 	}
@@ -295,5 +294,3 @@ func relTo(dir, path string) string {
 	}
 	return path
 }
-
-var errNotRoot = errors.New("needs root")

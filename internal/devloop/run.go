@@ -45,8 +45,14 @@ func (r *runner) output(ctx context.Context, what, name string, args ...string) 
 
 // stream runs a long command (an image build) with its output on ours.
 func (r *runner) stream(ctx context.Context, what, name string, args ...string) error {
-	r.progress("%s: %s %s", what, name, strings.Join(args, " "))
+	return r.streamEnv(ctx, nil, what, name, args...)
+}
+
+// streamEnv is stream with env added to the command's environment.
+func (r *runner) streamEnv(ctx context.Context, env []string, what, name string, args ...string) error {
+	r.progress("%s: %s", what, strings.Join(append(append(append([]string(nil), env...), name), args...), " "))
 	cmd := r.command(ctx, name, args...)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %s: %w", what, name, err)

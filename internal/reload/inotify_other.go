@@ -6,6 +6,6 @@ import "errors"
 
 type inotify struct{ events chan struct{} }
 
-func newInotify() (*inotify, error) { return nil, errors.New("not available on this system") }
-func (in *inotify) sync([]string)   {}
-func (in *inotify) close()          {}
+func newInotify() (*inotify, error)    { return nil, errors.New("not available on this system") }
+func (in *inotify) sync([]string) bool { return false }
+func (in *inotify) close()             {}

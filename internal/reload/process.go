@@ -65,7 +65,7 @@ type app struct {
 	started time.Time
 	tail    *tailBuffer
 	done    chan struct{} // closed when the process has exited
-	exitErr error         // valid after done
+	exitErr error         // written before done is closed; read only after
 	// stopping is set before the reloader signals the process, so its exit
 	// is not reported as a crash.
 	stopping atomic.Bool
@@ -111,8 +111,13 @@ func (a *app) exited() bool {
 	}
 }
 
-// exitStatus describes how the process ended, e.g. "exit status 2".
+// exitStatus describes how the process ended, e.g. "exit status 2", or
+// says it still runs. exitErr is read only once done is closed: the Wait
+// goroutine writes it.
 func (a *app) exitStatus() string {
+	if !a.exited() {
+		return "still running"
+	}
 	if a.exitErr == nil {
 		return "exit status 0"
 	}

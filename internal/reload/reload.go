@@ -256,8 +256,9 @@ func (r *reloader) cycle(ctx context.Context, changed []string) {
 		return
 	}
 	c := Cycle{Changed: changed, Build: res.duration}
+	report := true // a cycle cut short by shutdown is not reported
 	defer func() {
-		if r.cfg.OnCycle != nil {
+		if report && r.cfg.OnCycle != nil {
 			r.cfg.OnCycle(c)
 		}
 	}()
@@ -292,7 +293,16 @@ func (r *reloader) cycle(ctx context.Context, changed []string) {
 		r.log.Error("app did not start", changedAttr, "error", err)
 		return
 	}
-	if !r.waitAccepting(ctx, a) {
+	ready := r.waitAccepting(ctx, a)
+	if ctx.Err() != nil {
+		// Shutdown while the new build started: not a failure. The new
+		// process is stopped like any other, and shutdown waits for it.
+		report = false
+		r.retire(a)
+		r.log.Info("stopping the new build before it took over", changedAttr, "pid", a.pid())
+		return
+	}
+	if !ready {
 		c.Result = "app exited"
 		a.stopping.Store(true) // reported here, not as a crash later
 		r.fail(failure{
