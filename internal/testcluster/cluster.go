@@ -70,6 +70,16 @@ func (c *Cluster) openCommandLog() (func(), error) {
 	return func() { c.run.SetLog(io.Discard); f.Close() }, nil
 }
 
+// openCommandLogIfState opens the command log when the state directory
+// exists; commands run before any cluster was started are not logged, so
+// that a read-only command does not create the state directory.
+func (c *Cluster) openCommandLogIfState() (func(), error) {
+	if _, err := os.Stat(c.cfg.StateDir); err != nil {
+		return func() {}, nil
+	}
+	return c.openCommandLog()
+}
+
 // lock serialises up, down and load across processes.
 func (c *Cluster) lock() (func(), error) {
 	path := c.lockPath()

@@ -19,7 +19,7 @@ type Config struct {
 	PauseVersion      string // bump when the pause source changes
 
 	NodeName   string
-	NodeBridge string // port-less bridge that holds NodeIP (no dummy module here)
+	NodeBridge string // port-less bridge that holds NodeIP (needs no dummy kernel module)
 	NodeIP     string
 	CNIBridge  string // bridge the pods' veths attach to
 	CNINetwork string // CNI network name; also prefixes its cache files

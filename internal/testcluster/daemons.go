@@ -119,18 +119,31 @@ func (c *Cluster) pidFile(d daemon) proc.PIDFile {
 	return proc.PIDFile{Path: filepath.Join(c.cfg.PIDDir(), d.name), Exe: filepath.Base(d.bin)}
 }
 
-func (c *Cluster) daemon(name string) daemon {
+// daemon returns the daemon called name.
+func (c *Cluster) daemon(name string) (daemon, error) {
 	for _, d := range c.daemons() {
 		if d.name == name {
-			return d
+			return d, nil
 		}
 	}
-	panic("unknown daemon " + name)
+	return daemon{}, fmt.Errorf("unknown daemon %q", name)
+}
+
+// daemonPIDFile returns the PID file of the daemon called name.
+func (c *Cluster) daemonPIDFile(name string) (proc.PIDFile, error) {
+	d, err := c.daemon(name)
+	if err != nil {
+		return proc.PIDFile{}, err
+	}
+	return c.pidFile(d), nil
 }
 
 // start launches d unless it already runs; it reports whether it started it.
 func (c *Cluster) start(name string) (bool, error) {
-	d := c.daemon(name)
+	d, err := c.daemon(name)
+	if err != nil {
+		return false, err
+	}
 	pf := c.pidFile(d)
 	if pf.Alive() != 0 {
 		return false, nil
@@ -171,9 +184,17 @@ func (c *Cluster) startAll(names ...string) error {
 	return nil
 }
 
-// waitFor polls cond every interval until it returns nil or timeout passes;
-// the daemon named in dead is checked on the way, so a crash fails fast.
+// waitFor polls cond until it returns nil or timeout passes; the daemons
+// named in watch are checked on the way, so a crash fails fast.
 func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duration, watch []string, cond func(context.Context) error) error {
+	var pfs []proc.PIDFile
+	for _, n := range watch {
+		pf, err := c.daemonPIDFile(n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		pfs = append(pfs, pf)
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last error
@@ -181,9 +202,9 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 		if last = cond(ctx); last == nil {
 			return nil
 		}
-		for _, n := range watch {
-			if c.pidFile(c.daemon(n)).Alive() == 0 {
-				return fmt.Errorf("%s: %s exited; see %s", what, n, filepath.Join(c.cfg.LogDir(), n+".log"))
+		for i, pf := range pfs {
+			if pf.Alive() == 0 {
+				return fmt.Errorf("%s: %s exited; see %s", what, watch[i], filepath.Join(c.cfg.LogDir(), watch[i]+".log"))
 			}
 		}
 		select {

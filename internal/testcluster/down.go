@@ -27,13 +27,11 @@ func (c *Cluster) Down(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	if _, err := os.Stat(c.cfg.StateDir); err == nil {
-		closeLog, err := c.openCommandLog()
-		if err != nil {
-			return err
-		}
-		defer closeLog()
+	closeLog, err := c.openCommandLogIfState()
+	if err != nil {
+		return err
 	}
+	defer closeLog()
 	var errs []error
 	note := func(err error) {
 		if err != nil {
@@ -42,11 +40,20 @@ func (c *Cluster) Down(ctx context.Context) error {
 		}
 	}
 
+	stop := func(name string) {
+		pf, err := c.daemonPIDFile(name)
+		if err != nil {
+			note(err)
+			return
+		}
+		if pf.Stop(10 * time.Second) {
+			c.out.Printf("stopped %s", name)
+		}
+	}
+
 	// Node agents first, so nothing restarts pods while they are removed.
 	for _, n := range []string{"kube-proxy", "kubelet", "kube-scheduler", "kube-controller-manager"} {
-		if c.pidFile(c.daemon(n)).Stop(10 * time.Second) {
-			c.out.Printf("stopped %s", n)
-		}
+		stop(n)
 	}
 	// Pod network namespaces are found by their addresses in our pod range.
 	netns, err := network.PodNetnsInCIDR(ctx, c.run, c.cfg.ClusterCIDR)
@@ -66,9 +73,7 @@ func (c *Cluster) Down(ctx context.Context) error {
 		c.out.Printf("stopped %d containerd shims", len(shims))
 	}
 	for _, name := range []string{"containerd", "kube-apiserver", "etcd"} {
-		if c.pidFile(c.daemon(name)).Stop(10 * time.Second) {
-			c.out.Printf("stopped %s", name)
-		}
+		stop(name)
 	}
 	// A shim that outlived containerd's stop (or a crash) is ended here.
 	for _, pid := range proc.WithArg(c.cfg.ContainerdSocket()) {

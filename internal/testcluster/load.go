@@ -19,6 +19,11 @@ func (c *Cluster) Load(ctx context.Context, refs ...string) error {
 	if len(refs) == 0 {
 		return fmt.Errorf("load: name at least one image, e.g. scalable-app:latest")
 	}
+	closeLog, err := c.openCommandLogIfState()
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	if err := c.containerdListening(ctx); err != nil {
 		return fmt.Errorf("load: the test cluster is not running (containerd at %s): run make cluster-up first", c.cfg.ContainerdSocket())
 	}

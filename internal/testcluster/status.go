@@ -8,6 +8,11 @@ import (
 // Status prints each daemon's state and whether the cluster serves; it
 // returns an error unless the cluster is fully up.
 func (c *Cluster) Status(ctx context.Context) error {
+	closeLog, err := c.openCommandLogIfState()
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	for _, d := range c.daemons() {
 		if pid := c.pidFile(d).Alive(); pid != 0 {
 			fmt.Fprintf(c.stdout, "%-24s running (pid %d)\n", d.name, pid)

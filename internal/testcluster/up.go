@@ -33,6 +33,16 @@ func (c *Cluster) Up(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	for _, d := range []string{c.cfg.StateDir, c.cfg.LogDir(), c.cfg.PIDDir(), c.cfg.ConfigDir(), c.cfg.BinDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create state dir: %w", err)
+		}
+	}
+	closeLog, err := c.openCommandLog()
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 
 	if c.allRunning() && c.check(ctx) == nil {
 		// Keep the ingress controller in step with this harness's manifest
@@ -48,16 +58,6 @@ func (c *Cluster) Up(ctx context.Context) error {
 		c.printInfo()
 		return nil
 	}
-	for _, d := range []string{c.cfg.StateDir, c.cfg.LogDir(), c.cfg.PIDDir(), c.cfg.ConfigDir(), c.cfg.BinDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("create state dir: %w", err)
-		}
-	}
-	closeLog, err := c.openCommandLog()
-	if err != nil {
-		return err
-	}
-	defer closeLog()
 	c.out.Printf("test cluster: Kubernetes %s, state in %s, commands logged to %s",
 		c.cfg.KubernetesVersion, c.cfg.StateDir, filepath.Join(c.cfg.LogDir(), "commands.log"))
 
@@ -220,9 +220,18 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	// The Traefik image is large; import it while the control plane starts.
-	traefikDone := make(chan error, 1)
+	// Every return below cancels the import and waits for it, so no ctr
+	// process outlives the command.
+	importCtx, cancelImport := context.WithCancel(ctx)
+	traefikDone := make(chan struct{})
+	var traefikErr error
 	go func() {
-		traefikDone <- c.importImage(ctx, c.cfg.TraefikImage(), filepath.Join(c.cfg.TraefikCacheDir(), "traefik.tar"))
+		defer close(traefikDone)
+		traefikErr = c.importImage(importCtx, c.cfg.TraefikImage(), filepath.Join(c.cfg.TraefikCacheDir(), "traefik.tar"))
+	}()
+	defer func() {
+		cancelImport()
+		<-traefikDone
 	}()
 
 	err = c.out.Step("etcd", func() error {
@@ -245,8 +254,12 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	kubeletPID, err := c.daemonPIDFile("kubelet")
+	if err != nil {
+		return err
+	}
 	kubeletStart := time.Now()
-	if c.pidFile(c.daemon("kubelet")).Alive() != 0 {
+	if kubeletPID.Alive() != 0 {
 		kubeletStart = time.Time{} // a running kubelet's status is current
 	}
 	if err := c.startAll("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy"); err != nil {
@@ -273,8 +286,9 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := <-traefikDone; err != nil {
-		return err
+	<-traefikDone
+	if traefikErr != nil {
+		return traefikErr
 	}
 	return c.out.Step("ingress controller (Traefik, class nginx) on "+c.cfg.IngressAddr(), func() error {
 		manifest, err := c.cfg.render("ingress.yaml.tmpl")

@@ -13,8 +13,9 @@ import (
 	"scalable-app/internal/testcluster/runner"
 )
 
-// EnsureBridge creates a bridge with no ports holding ip/32, up. This VM has
-// no dummy module, and a port-less bridge holds an address just as well.
+// EnsureBridge creates a bridge with no ports holding ip/32, up. A port-less
+// bridge holds an address as a dummy interface would, and works on hosts
+// without the dummy kernel module.
 func EnsureBridge(ctx context.Context, r *runner.Runner, name, ip string) error {
 	if _, err := net.InterfaceByName(name); err != nil {
 		if err := r.Run(ctx, "create node bridge "+name, "ip", "link", "add", name, "type", "bridge"); err != nil {

@@ -1,7 +1,7 @@
 // Command pause is the pod sandbox process of the test cluster: it holds the
 // pod's namespaces open, reaps orphaned children, and exits on SIGTERM or
-// SIGINT. The upstream image cannot be pulled here, so the harness builds
-// this statically and ships it as a one-file image.
+// SIGINT. The harness builds this statically and ships it as a one-file
+// image, so the cluster needs no registry to get its sandbox image.
 package main
 
 import (

@@ -161,8 +161,8 @@ func cgroupHierarchies() ([]string, error) {
 	return dirs, sc.Err()
 }
 
-// EnsureCgroupRoot creates name in every cgroup hierarchy (the kubelet
-// requires its cgroup root to exist) and returns the directories created.
+// EnsureCgroupRoot creates name in every cgroup hierarchy where it is
+// missing (the kubelet requires its cgroup root to exist).
 func EnsureCgroupRoot(name string) error {
 	hs, err := cgroupHierarchies()
 	if err != nil {
