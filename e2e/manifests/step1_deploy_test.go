@@ -17,6 +17,7 @@ import (
 
 // Seed 4.3: the Deployment and the Service, applied verbatim.
 func TestStep1DeploymentAndService(t *testing.T) {
+	s := suiteFor(t)
 	ctx := stepContext(t, 5*time.Minute)
 	for _, f := range []string{"k8s/deployment.yaml", "k8s/service.yaml"} {
 		if _, err := s.kc.Run(ctx, "apply", "-f", f); err != nil {

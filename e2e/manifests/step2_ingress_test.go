@@ -19,6 +19,11 @@ import (
 
 // Seed 4.4: the Ingress, then a real browser at http://scalable.local/.
 func TestStep2IngressAndBrowser(t *testing.T) {
+	s := suiteFor(t)
+	// First, as installing it may take minutes: the browser the step ends with.
+	if err := browser.Ensure(stepContext(t, 10*time.Minute), t.Logf); err != nil {
+		t.Fatal(err)
+	}
 	ctx := stepContext(t, 5*time.Minute)
 	pods := s.applyBase(t, ctx, "k8s/deployment.yaml", "k8s/service.yaml")
 	if _, err := s.kc.Run(ctx, "apply", "-f", "k8s/ingress.yaml"); err != nil {

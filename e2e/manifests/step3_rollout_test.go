@@ -13,6 +13,7 @@ import (
 
 // A rolling restart under load through the Ingress loses no request.
 func TestStep3RolloutRestartUnderLoad(t *testing.T) {
+	s := suiteFor(t)
 	ctx := stepContext(t, 6*time.Minute)
 	old := s.applyBase(t, ctx, "k8s/deployment.yaml", "k8s/service.yaml", "k8s/ingress.yaml")
 	target := load.Target{URL: "http://" + s.target.IngressAddr + "/", Host: seedHost}

@@ -12,6 +12,7 @@ import (
 
 // Deleting a pod under load through the Ingress loses no request.
 func TestStep4PodDeleteUnderLoad(t *testing.T) {
+	s := suiteFor(t)
 	ctx := stepContext(t, 5*time.Minute)
 	pods := s.applyBase(t, ctx, "k8s/deployment.yaml", "k8s/service.yaml", "k8s/ingress.yaml")
 	target := load.Target{URL: "http://" + s.target.IngressAddr + "/", Host: seedHost}

@@ -53,6 +53,7 @@ type environment struct {
 // Both environments side by side, each on its own host, each Service holding
 // only its own environment's pods.
 func TestStep5Overlays(t *testing.T) {
+	s := suiteFor(t)
 	ctx := stepContext(t, 8*time.Minute)
 	envs := []environment{{"test", testHost, 2}, {"prod", seedHost, 3}}
 	k := s.target.Kubectl

@@ -13,6 +13,7 @@ import (
 
 // Every manifest and rendered overlay is accepted by the API server.
 func TestStep6ServerDryRun(t *testing.T) {
+	s := suiteFor(t)
 	ctx := stepContext(t, 3*time.Minute)
 	for _, f := range []string{"k8s/deployment.yaml", "k8s/service.yaml", "k8s/ingress.yaml", "k8s/pdb.yaml"} {
 		if _, err := s.kc.Run(ctx, "apply", "--dry-run=server", "-f", f); err != nil {
@@ -37,6 +38,7 @@ func TestStep6ServerDryRun(t *testing.T) {
 // kube-score finds nothing critical (nor any warning) once the checks listed,
 // with their reasons, in k8s/kube-score.conf are silenced.
 func TestStep6Lint(t *testing.T) {
+	s := suiteFor(t)
 	ctx := stepContext(t, 5*time.Minute)
 	cfg, err := lint.ReadConfig(filepath.Join(s.root, lint.ConfigPath))
 	if err != nil {

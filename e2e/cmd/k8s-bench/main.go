@@ -38,13 +38,23 @@ const (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "k8s-bench:", err)
-		}
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	var bad badUsage
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.As(err, &bad):
+		stop()
+		os.Exit(2) // run has printed what is wrong, and the usage
+	default:
+		stop()
+		fmt.Fprintln(os.Stderr, "k8s-bench:", err)
 		os.Exit(1)
 	}
 }
+
+// badUsage is a command line the flags reject: exit status 2, as for flag.ExitOnError.
+type badUsage struct{ error }
 
 type options struct {
 	root     string
@@ -68,13 +78,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return badUsage{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "k8s-bench: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return badUsage{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	if o.rounds < 1 || o.conc < 1 || o.duration <= 0 {
-		return errors.New("--rounds, --concurrency and --duration must be positive")
+		fmt.Fprintln(stderr, "k8s-bench: --rounds, --concurrency and --duration must be positive")
+		return badUsage{errors.New("--rounds, --concurrency and --duration must be positive")}
 	}
 	root, err := filepath.Abs(o.root)
 	if err != nil {

@@ -1,6 +1,8 @@
 // Command lint-manifests checks k8s/ and its rendered overlays with kube-score,
 // using the settings in k8s/kube-score.conf. It exits 1 on any CRITICAL or
-// WARNING finding. Run it from the repository root: make lint-manifests.
+// WARNING finding, 2 on a bad command line. It needs Go and kubectl (which
+// renders the overlays with its built-in kustomize), no cluster. Run it from the
+// repository root: make lint-manifests.
 package main
 
 import (
@@ -22,27 +24,42 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "lint-manifests:", err)
-		}
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var bad badUsage
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.As(err, &bad):
+		stop()
+		os.Exit(2) // run has printed what is wrong, and the usage
+	default:
+		stop()
+		fmt.Fprintln(os.Stderr, "lint-manifests:", err)
 		os.Exit(1)
 	}
 }
+
+// badUsage is a command line the flags reject: exit status 2, as for flag.ExitOnError.
+type badUsage struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("lint-manifests", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	root := fs.String("root", ".", "repository root (holds k8s/)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: lint-manifests [--root DIR]\n\nLints k8s/*.yaml and the rendered overlays with kube-score (settings: k8s/kube-score.conf).")
+		fmt.Fprintln(stderr, "Usage: lint-manifests [--root DIR]\n\nLints k8s/*.yaml and the rendered overlays with kube-score (settings: k8s/kube-score.conf).\nNeeds Go and kubectl (with kustomize built in), no cluster.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return badUsage{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		fmt.Fprintf(stderr, "lint-manifests: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return badUsage{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
 	}
 	logf := func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
 
@@ -54,7 +71,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		kubectl = testcluster.Kubectl()
 		if _, statErr := os.Stat(kubectl); statErr != nil {
-			return errors.New("kubectl not found on PATH (needed to render the overlays): install kubectl")
+			return errors.New("kubectl not found on PATH: install kubectl (any version with kustomize built in) to render the overlays; no cluster is needed")
 		}
 	}
 	bin, err := lint.Binary(ctx, cfg, logf)

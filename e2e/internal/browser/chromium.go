@@ -24,6 +24,46 @@ type Page struct {
 	Screenshot string // path of the PNG screenshot
 }
 
+// Ensure makes sure Chromium is at Binary: when it is missing and the process
+// runs as root it installs Debian's chromium package with apt-get (with the
+// recommended fonts, which the screenshot needs to show text).
+func Ensure(ctx context.Context, logf func(string, ...any)) error {
+	if _, err := os.Stat(Binary); err == nil {
+		return nil
+	}
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%s not found: install Debian's chromium package (apt-get install -y chromium), or run as root to have it installed", Binary)
+	}
+	if _, err := exec.LookPath("apt-get"); err != nil {
+		return fmt.Errorf("%s not found, and no apt-get to install it: install Chromium at %s", Binary, Binary)
+	}
+	logf("%s not found: installing Debian's chromium package (apt-get install -y chromium)", Binary)
+	out, err := aptGet(ctx, "install", "-y", "chromium")
+	if err != nil {
+		// The package lists may be missing or stale: refresh them once.
+		logf("apt-get install failed (%s); running apt-get update and trying again", tail(out))
+		if out, err := aptGet(ctx, "update"); err != nil {
+			return fmt.Errorf("%s not found, and apt-get update failed: %w: %s", Binary, err, tail(out))
+		}
+		if out, err = aptGet(ctx, "install", "-y", "chromium"); err != nil {
+			return fmt.Errorf("%s not found, and apt-get install -y chromium failed: %w: %s", Binary, err, tail(out))
+		}
+	}
+	if _, err := os.Stat(Binary); err != nil {
+		return fmt.Errorf("apt-get installed chromium, yet %s is missing", Binary)
+	}
+	logf("installed chromium")
+	return nil
+}
+
+func aptGet(ctx context.Context, args ...string) (string, error) {
+	// Wait for a dpkg lock held by another install rather than fail at once.
+	cmd := exec.CommandContext(ctx, "apt-get", append([]string{"-o", "DPkg::Lock::Timeout=300"}, args...)...)
+	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // Load opens url in headless Chromium twice, once to dump the DOM and once for
 // a screenshot written to shotPath. resolverRules (Chromium's
 // --host-resolver-rules, e.g. "MAP scalable.local 127.0.0.1:30080") stands in
@@ -42,8 +82,8 @@ func Load(ctx context.Context, url, resolverRules, shotPath string) (Page, error
 	}
 	common := []string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		// This machine reaches no outside host: without these Chromium keeps
-		// trying Google's services.
+		// The test needs only the page under test: without these Chromium
+		// also calls Google's services, which may be unreachable and slow it down.
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir=" + profile,
 		"--host-resolver-rules=" + resolverRules,
