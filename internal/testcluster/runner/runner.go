@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -148,6 +149,9 @@ func (r *Runner) Start(c Cmd, logPath string) (int, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	fmt.Fprintf(f, "\n=== %s starting: %s\n", time.Now().Format(time.RFC3339), c.Line())
 	r.logf("start: %s (log %s)", c.Line(), logPath)
+	if err := closeInheritedOnExec(); err != nil {
+		return 0, fmt.Errorf("%s: %w", c.What, err)
+	}
 	if err := cmd.Start(); err != nil {
 		return 0, wrap(c, err, nil)
 	}
@@ -156,6 +160,23 @@ func (r *Runner) Start(c Cmd, logPath string) (int, error) {
 	go func() { _ = cmd.Wait() }()
 	r.logf("  -> pid %d", pid)
 	return pid, nil
+}
+
+// closeInheritedOnExec marks every descriptor above stderr close-on-exec.
+// Go opens its own files that way, but not the ones the harness inherited
+// (e.g. the lock of `flock FILE make cluster-up`): a daemon would keep such
+// a descriptor, and so hold that lock, for as long as the cluster runs.
+func closeInheritedOnExec() error {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open descriptors: %w", err)
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 func outcome(err error) string {
