@@ -302,7 +302,7 @@ func UnmountUnder(dir string) (int, error) {
 		}
 		errs = nil
 		for _, m := range ms {
-			if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) {
+			if err := detachUnmount(m); err != nil && !errors.Is(err, syscall.EINVAL) {
 				errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 				continue
 			}
