@@ -21,6 +21,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"scalable-app/internal/aptget"
 )
 
 // Options configure Ensure.
@@ -123,8 +125,7 @@ func Ensure(ctx context.Context, o Options) (string, error) {
 
 func buildRootfs(ctx context.Context, o Options, suite, archive string, progress func(string, ...any)) error {
 	if _, err := exec.LookPath("debootstrap"); err != nil {
-		progress("installing debootstrap (apt-get)")
-		if err := run(ctx, "apt-get", "install", "-y", "-q", "debootstrap"); err != nil {
+		if err := aptget.Install(ctx, o.Log, "debootstrap"); err != nil {
 			return fmt.Errorf("install debootstrap: %w", err)
 		}
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"scalable-app/internal/aptget"
 )
 
 // Options configure Ensure.
@@ -63,11 +65,8 @@ func Ensure(ctx context.Context, o Options) (*Engine, error) {
 		return nil, fmt.Errorf("no Docker engine answers and starting one needs root: start Docker, or run as root")
 	}
 	if _, err := exec.LookPath("dockerd"); err != nil {
-		fmt.Fprintln(o.Log, "installing Debian's docker.io (apt-get)")
-		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "docker.io")
-		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("install docker.io: %w: %s", err, lastLines(out, 5))
+		if err := aptget.Install(ctx, o.Log, "docker.io"); err != nil {
+			return nil, fmt.Errorf("install Docker's engine: %w", err)
 		}
 	}
 

@@ -102,7 +102,10 @@ func (c *Cluster) ensurePackages(ctx context.Context) error {
 	c.out.Printf("installing %s", strings.Join(missing, " "))
 	args := append([]string{"install", "-y", "--no-install-recommends"}, missing...)
 	// apt-get fails at once while another apt holds the dpkg lock: retry.
+	// On a new machine the package lists may be missing or stale: refresh
+	// them once.
 	deadline := time.Now().Add(10 * time.Minute)
+	updated := false
 	for {
 		_, err := c.run.Exec(ctx, runner.Cmd{
 			What: "install Debian packages", Name: "apt-get", Args: args,
@@ -110,6 +113,17 @@ func (c *Cluster) ensurePackages(ctx context.Context) error {
 		})
 		if err == nil {
 			return nil
+		}
+		if !strings.Contains(err.Error(), "lock") && !updated {
+			c.out.Printf("  apt-get install failed; refreshing the package lists (apt-get update)")
+			if _, uerr := c.run.Exec(ctx, runner.Cmd{
+				What: "refresh Debian package lists", Name: "apt-get", Args: []string{"update", "-q"},
+				Env: []string{"DEBIAN_FRONTEND=noninteractive"},
+			}); uerr != nil {
+				return fmt.Errorf("%w (and apt-get update failed: %v)", err, uerr)
+			}
+			updated = true
+			continue
 		}
 		if !strings.Contains(err.Error(), "lock") || time.Now().After(deadline) {
 			return err
