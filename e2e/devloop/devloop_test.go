@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -207,7 +208,7 @@ func neverAnEndpoint(t *testing.T, ctx context.Context, k kubectl, pod, podIP st
 			}
 			for _, s := range list.Items {
 				for _, e := range s.Endpoints {
-					if (e.TargetRef != nil && e.TargetRef.Name == pod) || contains(e.Addresses, podIP) {
+					if (e.TargetRef != nil && e.TargetRef.Name == pod) || slices.Contains(e.Addresses, podIP) {
 						t.Errorf("EndpointSlice %s lists the dev pod %s (%s)", s.Metadata.Name, pod, podIP)
 						return n
 					}
@@ -355,15 +356,6 @@ func copySource(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return dst
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 func lastLines(s string, n int) string {

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -177,7 +178,7 @@ func descendants(root int) []int {
 	for changed := true; changed; {
 		changed = false
 		for pid, pp := range parent {
-			if contains(out, pp) && !contains(out, pid) {
+			if slices.Contains(out, pp) && !slices.Contains(out, pid) {
 				out = append(out, pid)
 				changed = true
 			}
@@ -185,15 +186,6 @@ func descendants(root int) []int {
 	}
 	sort.Ints(out)
 	return out
-}
-
-func contains(list []int, v int) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func statusKiB(pid int, field string) int {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -110,11 +111,11 @@ func TestReloadPolling(t *testing.T) {
 		waitBody(t, rl.url, http.StatusOK, "Hello after a burst", time.Minute)
 		// The cycle that saw the first file of the burst must have seen all.
 		c := rl.nextCycle(t)
-		for !contains(c.Changed, files[0]) {
+		for !slices.Contains(c.Changed, files[0]) {
 			c = rl.nextCycle(t)
 		}
 		for _, f := range append(files, greetingFile(t, src)) {
-			if !contains(c.Changed, f) {
+			if !slices.Contains(c.Changed, f) {
 				t.Errorf("first cycle after the burst changed %v, missing %s: the burst was split", c.Changed, f)
 			}
 		}
@@ -408,15 +409,6 @@ func compareTree(want, got map[string]string) []string {
 		}
 	}
 	return diffs
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // testWriter sends output to t.Log until the test ends.
