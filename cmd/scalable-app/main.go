@@ -11,25 +11,34 @@ import (
 	"syscall"
 
 	"scalable-app/internal/config"
+	"scalable-app/internal/logging"
 )
 
 func main() {
-	ctx, stop := shutdownOnSignal(context.Background())
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			return
+	// main owns the log writer, so that every exit, the second signal's
+	// included, writes out the lines still buffered.
+	stdout := logging.NewWriter(os.Stdout, logging.BufferSize)
+	exit := func(code int) {
+		if err := stdout.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "scalable-app: %v\n", err)
 		}
-		fmt.Fprintf(os.Stderr, "scalable-app: %v\n", err)
-		os.Exit(1)
+		os.Exit(code)
 	}
+	ctx, stop := shutdownOnSignal(context.Background(), func() { exit(1) })
+	err := run(ctx, os.Args[1:], os.Getenv, stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, config.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "scalable-app: %v\n", err)
+		exit(1)
+	}
+	exit(0)
 }
 
 // shutdownOnSignal cancels the context on the first SIGTERM or SIGINT, which
-// starts a graceful shutdown, and exits at once on the second. Registering
+// starts a graceful shutdown, and calls exitNow on the second. Registering
 // handlers explicitly also makes SIGTERM work when the process is PID 1 in a
 // container, where the kernel ignores signals that have no handler.
-func shutdownOnSignal(parent context.Context) (context.Context, func()) {
+func shutdownOnSignal(parent context.Context, exitNow func()) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -42,7 +51,7 @@ func shutdownOnSignal(parent context.Context) (context.Context, func()) {
 		cancel()
 		if s, ok = <-sigs; ok {
 			fmt.Fprintf(os.Stderr, "scalable-app: received %v again, exiting now\n", s)
-			os.Exit(1)
+			exitNow()
 		}
 	}()
 	return ctx, func() {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -44,8 +45,9 @@ type process struct {
 	done chan error
 }
 
-// startProcess runs the binary and waits for its start-up line.
-func startProcess(t *testing.T, cmd *exec.Cmd) *process {
+// startProcess runs the binary and waits for its start-up line. Lines of
+// stdout are also copied to logs, if given.
+func startProcess(t *testing.T, cmd *exec.Cmd, logs ...io.Writer) *process {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -60,6 +62,9 @@ func startProcess(t *testing.T, cmd *exec.Cmd) *process {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			for _, w := range logs {
+				fmt.Fprintln(w, sc.Text())
+			}
 			select {
 			case lines <- sc.Text():
 			default:

@@ -38,11 +38,12 @@ func (b *syncBuffer) String() string {
 }
 
 type runningServer struct {
-	base   string // http://127.0.0.1:port
-	addr   string
-	stdout *syncBuffer
-	stop   context.CancelFunc
-	done   chan error
+	base        string // http://127.0.0.1:port
+	addr        string
+	metricsBase string // http://127.0.0.1:metrics-port
+	stdout      *syncBuffer
+	stop        context.CancelFunc
+	done        chan error
 }
 
 // startServer runs the program in-process on a free port and waits until
@@ -52,7 +53,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) *runningSe
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &runningServer{stdout: &syncBuffer{}, stop: cancel, done: make(chan error, 1)}
 	getenv := func(k string) string { return env[k] }
-	args = append([]string{"--port", "0", "--host", "127.0.0.1"}, args...)
+	args = append([]string{"--port", "0", "--host", "127.0.0.1", "--metrics-port", "0"}, args...)
 	go func() { s.done <- run(ctx, args, getenv, s.stdout, io.Discard) }()
 	t.Cleanup(func() {
 		cancel()
@@ -70,12 +71,14 @@ func startServer(t *testing.T, env map[string]string, args ...string) *runningSe
 		}
 		select {
 		case err := <-s.done:
+			s.done <- err // let the cleanup's wait return
 			t.Fatalf("run returned before serving: %v", err)
 		case <-time.After(10 * time.Millisecond):
 		}
 		s.addr = startupAddr(s.stdout.String())
 	}
 	s.base = "http://" + s.addr
+	s.metricsBase = "http://" + startupField(s.stdout.String(), "metrics_addr")
 	waitFor(t, "healthz", func() bool {
 		resp, err := http.Get(s.base + "/healthz")
 		if err != nil {
@@ -89,19 +92,26 @@ func startServer(t *testing.T, env map[string]string, args ...string) *runningSe
 
 // startupAddr finds the listen address in the start-up log line, written
 // as JSON or as text.
-func startupAddr(logs string) string {
+func startupAddr(logs string) string { return startupField(logs, "addr") }
+
+// startupField finds a string field of the start-up log line.
+func startupField(logs, key string) string {
 	for _, line := range strings.Split(logs, "\n") {
-		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "scalable-app started" {
-			return rec.Addr
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "scalable-app started" {
+			switch v := rec[key].(type) {
+			case string:
+				return v
+			case nil:
+				return ""
+			default:
+				return fmt.Sprint(v)
+			}
 		}
 		if strings.Contains(line, `msg="scalable-app started"`) {
 			for _, field := range strings.Fields(line) {
-				if addr, ok := strings.CutPrefix(field, "addr="); ok {
-					return addr
+				if v, ok := strings.CutPrefix(field, key+"="); ok {
+					return v
 				}
 			}
 		}
@@ -168,13 +178,19 @@ func TestEveryEndpoint(t *testing.T) {
 		}
 	}
 
-	status, _, body = get(t, s.base+"/metrics")
+	if status, _, _ := get(t, s.base+"/metrics"); status != 404 {
+		t.Errorf("GET /metrics on the service port = %d, want 404 (it has a port of its own)", status)
+	}
+	status, _, body = get(t, s.metricsBase+"/metrics")
 	for _, want := range []string{
 		`http_requests_total{code="200",method="GET",route="GET /{$}"}`,
 		`http_requests_total{code="404",method="GET",route="unmatched"}`,
 		"http_request_duration_seconds_bucket",
 		"go_goroutines",
 		"process_resident_memory_bytes",
+		"log_lines_dropped_total 0",
+		`http_connections{state="idle"}`,
+		`http_connections_closed_total{reason="cap"} 0`,
 	} {
 		if status != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics (status %d) lacks %s", status, want)
@@ -266,19 +282,33 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownTimeout: a shutdown timeout shorter than a request may take
+// is refused at start-up; with one longer, a request that never finishes
+// its headers is cut off by the read-header timeout, and shutdown ends in
+// time with no error.
 func TestShutdownTimeout(t *testing.T) {
-	s := startServer(t, nil, "--shutdown-timeout", "200ms")
+	err := run(context.Background(), []string{"--shutdown-timeout", "200ms"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--shutdown-timeout 200ms is too short: a request may take up to 15s") {
+		t.Fatalf("run = %v, want the shutdown timeout refused, naming the 15 s a request may take", err)
+	}
+
+	s := startServer(t, nil, "--shutdown-timeout", "400ms", "--read-header-timeout", "100ms",
+		"--read-timeout", "200ms", "--write-timeout", "200ms")
 	conn, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	io.WriteString(conn, "GET / HTTP/1.1\r\nHost: test\r\n") // never finished
+	start := time.Now()
 	s.stop()
 	select {
 	case err := <-s.done:
-		if err == nil || !strings.Contains(err.Error(), "still running after 200ms") {
-			t.Fatalf("run = %v, want a shutdown timeout error", err)
+		if err != nil {
+			t.Fatalf("run = %v, want nil", err)
+		}
+		if took := time.Since(start); took > 400*time.Millisecond {
+			t.Fatalf("shutdown took %s, more than the 400ms shutdown timeout", took)
 		}
 		s.done <- nil
 	case <-time.After(10 * time.Second):

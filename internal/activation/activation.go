@@ -36,15 +36,23 @@ func Listener(getenv func(string) string, pid int) (net.Listener, error) {
 	if err != nil || fds < 1 {
 		return nil, fmt.Errorf("socket activation: LISTEN_FDS %q must be a positive number", getenv("LISTEN_FDS"))
 	}
-	f := os.NewFile(firstFD, "activation-socket")
-	if f == nil {
-		return nil, fmt.Errorf("socket activation: fd %d is not open", firstFD)
+	return listenerFromFD(firstFD)
+}
+
+// listenerFromFD takes over fd, which must be a listening stream socket.
+// os.NewFile and net.FileListener do not check that much: the first returns
+// a File for any number, the second accepts a socket that is bound but not
+// listening, whose every Accept then fails.
+func listenerFromFD(fd int) (net.Listener, error) {
+	if err := checkListening(fd); err != nil {
+		return nil, fmt.Errorf("socket activation: LISTEN_FDS is set, but fd %d %w", fd, err)
 	}
+	f := os.NewFile(uintptr(fd), "activation-socket")
 	// FileListener duplicates the descriptor, so the original can be closed.
 	defer f.Close()
 	ln, err := net.FileListener(f)
 	if err != nil {
-		return nil, fmt.Errorf("socket activation: fd %d is not a listening socket: %w", firstFD, err)
+		return nil, fmt.Errorf("socket activation: LISTEN_FDS is set, but fd %d is not a listening socket: %w", fd, err)
 	}
 	return ln, nil
 }

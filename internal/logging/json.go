@@ -163,7 +163,9 @@ func appendString(b []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+			// Go 1.27's encoding/json (and so slog) writes the replacement
+			// character itself, not its escape.
+			b = append(b, "\ufffd"...)
 			i += size
 			start = i
 			continue

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,21 @@ func withInstance(next http.Handler, instance string) http.Handler {
 	value := []string{instance}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()[InstanceHeader] = value
+		next.ServeHTTP(w, r)
+	})
+}
+
+// withDrain answers with "Connection: close" once shutdown has begun, and
+// net/http then closes the connection after the response: keep-alive
+// clients move to instances that stay, each after a complete exchange.
+// Closing idle connections at once instead would lose requests already on
+// their way on them.
+func withDrain(next http.Handler, h *Health) http.Handler {
+	closeValue := []string{"close"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !h.Ready() {
+			w.Header()["Connection"] = closeValue
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -144,11 +160,20 @@ func (r *recorder) status() int {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// slogPrinter adapts a slog.Logger to promhttp's error logger.
+// slogPrinter adapts a slog.Logger to promhttp's error logger. A scrape
+// the client aborted fails while encoding: that is the client's doing, and
+// at error level anyone could write error lines at will, so it logs at
+// debug (promhttp_metric_handler_errors_total counts it anyway). Failures
+// to gather are the service's own and stay errors.
 type slogPrinter struct{ logger *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) {
-	p.logger.Error("metrics", "error", fmtArgs(v))
+	msg := fmtArgs(v)
+	level := slog.LevelError
+	if strings.HasPrefix(msg, "error encoding") {
+		level = slog.LevelDebug
+	}
+	p.logger.Log(context.Background(), level, "metrics", "error", msg)
 }
 
 func fmtArgs(v []any) string {

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"scalable-app/internal/store"
 )
 
 // Greeting is the body of GET /, the text the seed's Flask app returned.
@@ -31,10 +33,15 @@ func (h *Health) Ready() bool { return !h.shuttingDown.Load() }
 // Options are the dependencies of the handler.
 type Options struct {
 	Logger    *slog.Logger
-	Registry  *prometheus.Registry // metrics are registered here and served on /metrics
+	Registry  *prometheus.Registry // metrics are registered here and served by Metrics
 	Health    *Health
-	Instance  string // value of the InstanceHeader
+	Instance  string // value of the InstanceHeader, and the instance of the messages written here
 	AccessLog bool
+	// Store is the database of /api and /guestbook; nil when none is
+	// configured (they answer 503, the rest is unaffected).
+	Store *store.Store
+	// ModeratorToken lets DELETE /api/messages/{id} through; empty: off.
+	ModeratorToken string
 }
 
 // New returns the service's root handler: routes wrapped in middleware.
@@ -50,5 +57,12 @@ func New(o Options) http.Handler {
 		accessLog = o.Logger
 	}
 	h := withTelemetry(mux, newHTTPMetrics(o.Registry), accessLog)
-	return withInstance(h, o.Instance)
+	return withInstance(withDrain(h, o.Health), o.Instance)
+}
+
+// Metrics returns the handler of the metrics port: /metrics only.
+func Metrics(o Options) http.Handler {
+	mux := http.NewServeMux()
+	addMetricsRoutes(mux, o)
+	return mux
 }

@@ -122,7 +122,10 @@ http_requests_total{code="405",method="POST",route="unmatched"} 1
 		t.Fatalf("latency histogram has %d series, want 4 (one per method/route/code)", n)
 	}
 
-	rec := serve(h, "GET", "/metrics")
+	if rec := serve(h, "GET", "/metrics"); rec.Code != 404 {
+		t.Fatalf("/metrics on the service port = %d, want 404 (it has a port of its own)", rec.Code)
+	}
+	rec := serve(Metrics(Options{Registry: reg, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))}), "GET", "/metrics")
 	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "http_request_duration_seconds_bucket") {
 		t.Fatalf("/metrics = %d, body lacks the latency histogram", rec.Code)
 	}
@@ -169,5 +172,32 @@ func BenchmarkHello(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(httptest.NewRecorder(), req)
+	}
+}
+
+// brokenWriter is a client that went away: every write fails.
+type brokenWriter struct{ h http.Header }
+
+func (b brokenWriter) Header() http.Header       { return b.h }
+func (b brokenWriter) WriteHeader(int)           {}
+func (b brokenWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
+
+// TestAbortedScrapeLogsNoError: a client aborting /metrics must not be able
+// to write ERROR lines at will; the failure is counted instead.
+func TestAbortedScrapeLogsNoError(t *testing.T) {
+	var logs bytes.Buffer
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	h := Metrics(Options{Logger: logger, Registry: reg})
+	for i := 0; i < 3; i++ {
+		h.ServeHTTP(brokenWriter{http.Header{}}, httptest.NewRequest("GET", "/metrics", nil))
+	}
+	if logs.Len() != 0 {
+		t.Fatalf("aborted scrapes logged: %s", logs.String())
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if !strings.Contains(rec.Body.String(), `promhttp_metric_handler_errors_total{cause="encoding"} 3`) {
+		t.Fatalf("aborted scrapes not counted:\n%s", rec.Body.String())
 	}
 }
