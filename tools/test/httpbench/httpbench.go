@@ -1,0 +1,194 @@
+// Package httpbench measures HTTP servers under the same load: requests per
+// second and latency percentiles from the tools' load generator (test/load:
+// keep-alive clients back to back, no retries), and the server's resident
+// memory idle and at peak, read from /proc.
+//
+// On a small machine the load generator and the server fight for CPU, so
+// the server is pinned to CPU 0 and the generator, in the calling process,
+// to the other CPUs (see PinSelf).
+package httpbench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"scalable-app/tools/internal/command"
+	"scalable-app/tools/test/load"
+)
+
+// Target is a server to measure.
+type Target struct {
+	Name string
+	// Cmd is the server's command for port; the server must answer GET /
+	// with 200. Measure pins it to CPU 0.
+	Cmd func(port int) command.Cmd
+}
+
+// Result is one measurement.
+type Result struct {
+	Name       string
+	RPS        float64
+	P50, P99   time.Duration
+	IdleRSSKiB int
+	PeakRSSKiB int
+	Failed     int // requests without a 200: other statuses and no answer
+	Report     load.Report
+}
+
+// Load configures the generator.
+type Load struct {
+	Duration    time.Duration
+	Connections int // keep-alive clients
+}
+
+// PinSelf pins this process (all its threads, the load generator's
+// included) to every CPU but 0, which Measure leaves to the server.
+func PinSelf(ctx context.Context, run *command.Runner) (string, error) {
+	cpus := runtime.NumCPU()
+	if cpus < 2 {
+		return "server and generator share the only CPU", nil
+	}
+	set := "1-" + strconv.Itoa(cpus-1)
+	if cpus == 2 {
+		set = "1"
+	}
+	if err := run.Run(ctx, "pin the load generator to CPUs "+set, "taskset", "-a", "-p", "-c", set, strconv.Itoa(os.Getpid())); err != nil {
+		return "", err
+	}
+	return "server pinned to CPU 0, load generator to CPU " + set, nil
+}
+
+// Measure starts the target, waits until it serves, records its idle RSS,
+// runs the load against it and records the peak RSS of the process tree.
+func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.Writer) (Result, error) {
+	port, err := freePort()
+	if err != nil {
+		return Result{}, err
+	}
+	c := t.Cmd(port)
+	c.Name, c.Args = "taskset", append([]string{"-c", "0", c.Name}, c.Args...)
+	c.OwnGroup = true // so stopping it reaches gunicorn's workers too
+	if c.What == "" {
+		c.What = "start " + t.Name
+	}
+	sctx, stop := context.WithCancel(ctx)
+	p, err := run.Start(sctx, c)
+	if err != nil {
+		stop()
+		return Result{}, err
+	}
+	defer func() { stop(); _ = p.Wait() }() // SIGTERM to its group, killed 5 s later
+	target := load.Target{URL: fmt.Sprintf("http://127.0.0.1:%d/", port)}
+	if err := waitServing(ctx, target, 30*time.Second); err != nil {
+		return Result{}, fmt.Errorf("%s: %w", t.Name, err)
+	}
+	// Let start-up garbage settle before reading the idle footprint.
+	time.Sleep(500 * time.Millisecond)
+	res := Result{Name: t.Name, IdleRSSKiB: treeRSS(p.Pid(), "VmRSS")}
+	fmt.Fprintf(log, "  %s: %d keep-alive clients for %s\n", t.Name, l.Connections, l.Duration)
+	rep, err := load.Generate(ctx, load.Options{Target: target, KeepAlive: l.Connections, Duration: l.Duration})
+	if err != nil {
+		return Result{}, fmt.Errorf("load %s: %w", t.Name, err)
+	}
+	res.PeakRSSKiB = treeRSS(p.Pid(), "VmHWM")
+	res.RPS, res.P50, res.P99, res.Failed, res.Report = rep.Rate(), rep.Latency.P50, rep.Latency.P99, rep.Failed(), rep
+	return res, nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func waitServing(ctx context.Context, t load.Target, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		rep, err := load.Get(ctx, t)
+		if err == nil && rep.Status == 200 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no 200 from %s within %s (last: %+v, %v)", t.URL, within, rep, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// treeRSS sums a /proc/PID/status memory field (VmRSS or VmHWM, in KiB)
+// over pid and its descendants: gunicorn serves from worker processes.
+func treeRSS(pid int, field string) int {
+	total := 0
+	for _, p := range descendants(pid) {
+		total += statusKiB(p, field)
+	}
+	return total
+}
+
+func descendants(root int) []int {
+	parent := map[int]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// The command name in parentheses may hold spaces: fields start after it.
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 {
+			ppid, _ := strconv.Atoi(fields[1])
+			parent[pid] = ppid
+		}
+	}
+	out := []int{root}
+	for changed := true; changed; {
+		changed = false
+		for pid, pp := range parent {
+			if slices.Contains(out, pp) && !slices.Contains(out, pid) {
+				out = append(out, pid)
+				changed = true
+			}
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
+func statusKiB(pid int, field string) int {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			return n
+		}
+	}
+	return 0
+}

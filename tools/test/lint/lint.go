@@ -1,0 +1,152 @@
+// Package lint checks the Kubernetes manifests with kube-score, built from the
+// Go module proxy into a cache outside the repository (never a dependency of
+// the project's module), with the settings of k8s/kube-score.conf.
+package lint
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"scalable-app/tools/internal/command"
+	"scalable-app/tools/internal/kubectl"
+)
+
+// ConfigPath is the settings file, relative to the repository root.
+const ConfigPath = "k8s/kube-score.conf"
+
+const module = "github.com/zegl/kube-score/cmd/kube-score"
+
+// Config is the parsed settings file.
+type Config struct {
+	Version           string
+	KubernetesVersion string
+	Enable            []string
+	Ignore            map[string]string // check -> reason
+}
+
+// ReadConfig parses the settings file; an `ignore` without a reason is an error.
+func ReadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read linter settings: %w", err)
+	}
+	c := Config{Ignore: map[string]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line, reason, _ := strings.Cut(sc.Text(), "#")
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if len(f) != 2 {
+			return Config{}, fmt.Errorf("%s:%d: want `setting value`, got %q", path, n, strings.TrimSpace(line))
+		}
+		switch f[0] {
+		case "version":
+			c.Version = f[1]
+		case "kubernetes-version":
+			c.KubernetesVersion = f[1]
+		case "enable":
+			c.Enable = append(c.Enable, f[1])
+		case "ignore":
+			if strings.TrimSpace(reason) == "" {
+				return Config{}, fmt.Errorf("%s:%d: ignore %s has no reason after #", path, n, f[1])
+			}
+			c.Ignore[f[1]] = strings.TrimSpace(reason)
+		default:
+			return Config{}, fmt.Errorf("%s:%d: unknown setting %q", path, n, f[0])
+		}
+	}
+	if c.Version == "" {
+		return Config{}, fmt.Errorf("%s: no `version` line", path)
+	}
+	return c, nil
+}
+
+// Binary returns the path of kube-score at the configured version, building it
+// with `go install` into the user's cache directory when it is not there yet.
+func Binary(ctx context.Context, run *command.Runner, c Config, logf func(string, ...any)) (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("find a cache directory for kube-score: %w", err)
+	}
+	dir := filepath.Join(cache, "scalable-app", "tools", "kube-score-"+c.Version)
+	bin := filepath.Join(dir, "kube-score")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	logf("building kube-score %s into %s (about a minute, once)", c.Version, dir)
+	if _, err := run.Exec(ctx, command.Cmd{What: "build kube-score " + c.Version, Name: "go", Args: []string{"install", module + "@" + c.Version},
+		Dir: os.TempDir(), // outside any module: the project's go.mod is not touched
+		Env: []string{"GOBIN=" + dir, "GOFLAGS=-buildvcs=false"}}); err != nil {
+		return "", err
+	}
+	return bin, nil
+}
+
+// Finding is one check that did not pass.
+type Finding struct {
+	Level string // CRITICAL or WARNING
+	Line  string
+}
+
+// Score runs kube-score on files and returns its CRITICAL and WARNING lines.
+func Score(ctx context.Context, run *command.Runner, bin string, c Config, files []string) ([]Finding, string, error) {
+	args := []string{"score", "--output-format", "ci", "--color", "never"}
+	if c.KubernetesVersion != "" {
+		args = append(args, "--kubernetes-version", c.KubernetesVersion)
+	}
+	for _, e := range c.Enable {
+		args = append(args, "--enable-optional-test", e)
+	}
+	for check := range c.Ignore {
+		args = append(args, "--ignore-test", check)
+	}
+	args = append(args, files...)
+	stdout, err := run.Output(ctx, "lint the manifests with kube-score", bin, args...)
+	// kube-score exits 1 when it finds a critical issue: judge by its output.
+	var exit *exec.ExitError
+	if err != nil && (!errors.As(err, &exit) || len(stdout) == 0) {
+		return nil, "", err
+	}
+	var fs []Finding
+	for _, line := range strings.Split(string(stdout), "\n") {
+		for _, lvl := range []string{"CRITICAL", "WARNING"} {
+			if strings.HasPrefix(line, "["+lvl+"]") {
+				fs = append(fs, Finding{Level: lvl, Line: line})
+			}
+		}
+	}
+	return fs, string(stdout), nil
+}
+
+// Inputs returns the files to lint: the base manifests as they are applied with
+// `kubectl apply -f`, and each overlay rendered by `kubectl kustomize` into dir.
+func Inputs(ctx context.Context, k kubectl.Kubectl, repoRoot, dir string) ([]string, error) {
+	files := []string{}
+	for _, f := range []string{"deployment.yaml", "service.yaml", "ingress.yaml", "pdb.yaml", "postgres.yaml"} {
+		files = append(files, filepath.Join(repoRoot, "k8s", f))
+	}
+	for _, o := range Overlays() {
+		out, err := k.Output(ctx, "kustomize", filepath.Join(repoRoot, "k8s", "overlays", o))
+		if err != nil {
+			return nil, fmt.Errorf("render overlay %s: %w", o, err)
+		}
+		path := filepath.Join(dir, "overlay-"+o+".yaml")
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			return nil, fmt.Errorf("write rendered overlay %s: %w", o, err)
+		}
+		files = append(files, path)
+	}
+	return files, nil
+}
+
+// Overlays names the environments under k8s/overlays.
+func Overlays() []string { return []string{"test", "prod"} }
