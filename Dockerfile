@@ -6,13 +6,16 @@
 # machine that cannot pull it, `make base-image` creates a local stand-in
 # with the same name.
 
-FROM golang:1.26.8-bookworm AS build
+FROM golang:1.27.3-bookworm AS build
 WORKDIR /src
 # Dependencies first, so editing the source does not download them again.
 COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
-COPY . .
+# Only the service's sources: an edit to the tools, a test or the docs
+# leaves this layer and the build below cached.
+COPY cmd/scalable-app ./cmd/scalable-app
+COPY internal ./internal
 ARG VERSION=dev
 ARG REVISION=unknown
 RUN --mount=type=cache,target=/go/pkg/mod \
@@ -21,10 +24,24 @@ RUN --mount=type=cache,target=/go/pkg/mod \
       -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" \
       -o /out/scalable-app ./cmd/scalable-app
 
+# The hot reloader, from the tools module (which uses the service's packages
+# from ../, hence both go.mod files).
+FROM golang:1.27.3-bookworm AS hotreload
+WORKDIR /src
+COPY go.mod go.sum ./
+COPY tools/go.mod tools/go.sum ./tools/
+COPY internal ./internal
+COPY tools/cmd/hotreload ./tools/cmd/hotreload
+COPY tools/dev ./tools/dev
+COPY tools/internal ./tools/internal
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    cd tools && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o /out/hotreload ./cmd/hotreload
+
 # The hot-reload image (k8s/dev/deployment-dev.yaml): the Go toolchain, the
 # reloader, go.mod's modules (the pod builds with no network) and a warm
 # build cache, which the pod copies into its writable GOCACHE volume.
-FROM golang:1.26.8-bookworm AS dev
+FROM golang:1.27.3-bookworm AS dev
 RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin dev \
  && install -d -o dev -g dev /var/cache/go-build /app
 # Modules in a layer of the image, not in a cache mount: the pod has no
@@ -32,18 +49,15 @@ RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin dev
 COPY go.mod go.sum /tmp/mod/
 RUN cd /tmp/mod && go mod download && rm -rf /tmp/mod
 ENV GOCACHE=/var/cache/go-build GOFLAGS=-mod=readonly GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0
-# As the pod's user, so the cache is writable by it: the reloader, then one
-# build of the app with the reloader's flags, which leaves every package the
-# pod's first build needs compiled.
+COPY --from=hotreload /out/hotreload /usr/local/bin/hotreload
+# As the pod's user, so the cache is writable by it: one build of the app
+# with the reloader's flags leaves every package the pod's first build needs
+# compiled.
 USER 10001:10001
 RUN --mount=type=bind,target=/src \
     cd /src && go telemetry off \
- && go build -trimpath -buildvcs=false -o /tmp/hotreload ./cmd/hotreload \
  && go build -trimpath -buildvcs=false -ldflags="-s -w" -o /tmp/warm ./cmd/scalable-app \
  && rm /tmp/warm
-USER root
-RUN install -m 0755 /tmp/hotreload /usr/local/bin/hotreload && rm /tmp/hotreload
-USER 10001:10001
 WORKDIR /app
 EXPOSE 5000
 # What k8s/dev/deployment-dev.yaml runs, the counterpart of `flask run` with

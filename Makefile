@@ -8,71 +8,99 @@ IMAGE    ?= scalable-app:latest
 # Seconds of fuzzing in `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 10s
 
-.PHONY: help run build test fuzz lint base-image image test-image bench \
+# go.mod asks for Go 1.27.3; with GOTOOLCHAIN=auto (Go's default, which some
+# installations override with local) an older go command fetches it from
+# the module proxy once.
+export GOTOOLCHAIN ?= auto
+
+# The tools (hot reloader, dev loop, test cluster, benchmarks, e2e suites)
+# are a module of their own in tools/; make builds each into bin/ and runs it
+# from the repository root, so Ctrl-C reaches the tool and not `go run`.
+TOOL = bin/tools
+
+.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image bench \
 	cluster-up cluster-down cluster-load cluster-test \
-	e2e e2e-manifests lint-manifests e2e-devloop dev dev-local bench-reload
+	e2e e2e-manifests e2e-database lint-manifests e2e-devloop dev dev-local bench-reload FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-run: ## run the service on :5000 (settings: go run ./cmd/scalable-app --help)
-	go run -ldflags "$(LDFLAGS)" ./cmd/scalable-app
+run: build ## run the service on :5000 (settings: bin/scalable-app --help)
+	bin/scalable-app
 
 build: ## build bin/scalable-app, static, with version and revision embedded
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/scalable-app ./cmd/scalable-app
 
-test: lint ## the fast suite: vet, unit and in-process tests, a short fuzz run
+# Every tool binary is rebuilt on use (go build is a no-op when nothing changed).
+$(TOOL)/%: FORCE
+	cd tools && go build -o ../$@ ./cmd/$*
+
+test: lint test-service test-tools ## the fast suite: lint, unit and in-process tests of the service and the tools, a short fuzz run
+
+test-service: ## the service's tests, with the race detector and a short fuzz run
 	go test -race -count=1 ./...
 	go test -run='^$$' -fuzz=FuzzServeRequest -fuzztime=$(FUZZTIME) ./internal/server
+
+test-tools: ## the tools' unit tests (no root, no cluster)
+	cd tools && go test -race -count=1 ./...
 
 fuzz: ## fuzz request handling for 5 minutes
 	go test -run='^$$' -fuzz=FuzzServeRequest -fuzztime=5m ./internal/server
 
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet, on the service and the tools (e2e suites included)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	go vet ./...
-	go vet -tags e2e ./e2e/...
+	cd tools && go vet ./... && go vet -tags e2e ./...
 
-base-image: ## create the Dockerfile's golang base image locally when it cannot be pulled (root)
-	go run ./cmd/baseimage
+base-image: $(TOOL)/baseimage ## create the Dockerfile's golang base image locally when it cannot be pulled (root)
+	$(TOOL)/baseimage
 
 image: base-image ## docker build -t scalable-app:latest .
 	DOCKER_BUILDKIT=1 docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 test-image: ## build the real image and test it in Docker (installs and starts Docker if needed; root)
-	go test -tags e2e -count=1 -v -timeout 30m ./e2e/image
+	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/image
 
-bench: ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
-	go run ./cmd/httpbench
+postgres-image: $(TOOL)/postgres-image ## provide k8s/base/postgres.yaml's image: present, pulled, or a stand-in from Debian's packages (root)
+	$(TOOL)/postgres-image
 
-cluster-up: ## start the real single-node Kubernetes test cluster, or report it up (root; first build 15-25 min, then ~12 s)
-	go run ./cmd/testcluster up
+test-postgres-image: ## the postgres image against the official image's contract, in Docker (provides it first; root)
+	cd tools && go test -tags e2e -count=1 -v -timeout 20m ./test/e2e/postgres
 
-cluster-down: ## stop the test cluster and remove everything it created on the host (root)
-	go run ./cmd/testcluster down
+bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
+	$(TOOL)/httpbench
 
-cluster-load: ## load a local docker image into the test cluster: make cluster-load IMAGE=scalable-app:latest
-	go run ./cmd/testcluster load $(IMAGE)
+cluster-up: $(TOOL)/testcluster ## start the real single-node Kubernetes test cluster, or report it up (root; first build 15-25 min, then ~12 s)
+	$(TOOL)/testcluster up
+
+cluster-down: $(TOOL)/testcluster ## stop the test cluster and remove everything it created on the host (root)
+	$(TOOL)/testcluster down
+
+cluster-load: $(TOOL)/testcluster ## load a local docker image into the test cluster: make cluster-load IMAGE=scalable-app:latest
+	$(TOOL)/testcluster load $(IMAGE)
 
 cluster-test: ## the test cluster's smoke suite (root; kills, stops and restarts the cluster, leaves it up)
-	go test -tags e2e -count=1 -v -timeout 30m ./e2e/cluster
+	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/cluster
 
-e2e: e2e-manifests e2e-devloop ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
+e2e: e2e-manifests e2e-database e2e-devloop ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
 
 e2e-manifests: image ## k8s/ proven on a real cluster: the test cluster, or KUBECONFIG's (e.g. minikube)
-	go test -tags e2e -count=1 -v -timeout 30m ./e2e/manifests
+	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/manifests
 
-lint-manifests: ## kube-score on k8s/ and its rendered overlays, no cluster needed (silenced checks: k8s/kube-score.conf)
-	go run ./e2e/cmd/lint-manifests
+e2e-database: image postgres-image ## the guestbook on PostgreSQL on a real cluster: shared state, database pod deleted under writes, rollout with idempotent retries, Chromium
+	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/database
+
+lint-manifests: $(TOOL)/lint-manifests ## kube-score on k8s/ and its rendered overlays, no cluster needed (silenced checks: k8s/kube-score.conf)
+	$(TOOL)/lint-manifests
 
 e2e-devloop: ## the hot-reload dev loop on the test cluster: dev image, k8s/dev, port-forward across edits (root)
-	go test -tags e2e -count=1 -v -timeout 25m ./e2e/devloop
+	cd tools && go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/devloop
 
-dev: ## the dev loop in minikube or the test cluster: mount, apply, port-forward 8080, logs (DEV_FLAGS=--help)
-	go run ./cmd/devloop $(DEV_FLAGS)
+dev: $(TOOL)/devloop $(TOOL)/testcluster ## the dev loop in minikube or the test cluster: mount, apply, port-forward 8080, logs (DEV_FLAGS=--help)
+	$(TOOL)/devloop $(DEV_FLAGS)
 
-dev-local: ## the hot reloader on this machine, no cluster: http://localhost:5000 (RELOAD_FLAGS=--help)
-	go run ./cmd/hotreload $(RELOAD_FLAGS)
+dev-local: $(TOOL)/hotreload ## the hot reloader on this machine, no cluster: http://localhost:5000 (RELOAD_FLAGS=--help)
+	$(TOOL)/hotreload $(RELOAD_FLAGS)
 
-bench-reload: ## save-to-new-response latency of the reloader (polling, inotify) vs air, 20 edits each
-	go run ./internal/reload/bench
+bench-reload: $(TOOL)/reloadbench ## save-to-new-response latency of the reloader (polling, inotify) vs air, 20 edits each
+	$(TOOL)/reloadbench
