@@ -18,7 +18,7 @@ export GOTOOLCHAIN ?= auto
 # from the repository root, so Ctrl-C reaches the tool and not `go run`.
 TOOL = bin/tools
 
-.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image bench \
+.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image bench bench-db \
 	cluster-up cluster-down cluster-load cluster-test \
 	e2e e2e-manifests e2e-database lint-manifests e2e-devloop dev dev-local bench-reload FORCE
 
@@ -69,6 +69,9 @@ test-postgres-image: ## the postgres image against the official image's contract
 
 bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
 	$(TOOL)/httpbench
+
+bench-db: $(TOOL)/dbbench ## the guestbook API on PostgreSQL vs bare net/http + pgx vs Flask + psycopg2 (Markdown report on stdout)
+	$(TOOL)/dbbench
 
 cluster-up: $(TOOL)/testcluster ## start the real single-node Kubernetes test cluster, or report it up (root; first build 15-25 min, then ~12 s)
 	$(TOOL)/testcluster up

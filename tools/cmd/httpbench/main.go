@@ -21,7 +21,6 @@ import (
 	"scalable-app/internal/config"
 	"scalable-app/internal/server"
 	"scalable-app/tools/internal/command"
-	"scalable-app/tools/internal/repo"
 	"scalable-app/tools/test/httpbench"
 )
 
@@ -89,7 +88,7 @@ func run(ctx context.Context, runner *command.Runner, args []string, stdout, std
 	}
 	defer os.RemoveAll(tmp)
 	fmt.Fprintln(stderr, "building scalable-app")
-	app, err := buildApp(ctx, runner, tmp, stderr)
+	app, err := httpbench.BuildApp(ctx, runner, tmp, stderr)
 	if err != nil {
 		return err
 	}
@@ -113,28 +112,17 @@ func run(ctx context.Context, runner *command.Runner, args []string, stdout, std
 			return err
 		}
 	}
-	m := measurer{run: runner, load: httpbench.Load{Duration: o.duration, Connections: o.conns}, log: stderr, best: map[string]httpbench.Result{}}
+	m := &httpbench.Best{Run: runner, Load: httpbench.Load{Duration: o.duration, Connections: o.conns}, Log: stderr}
 	for range o.rounds {
-		if err := m.all(ctx, goTargets); err != nil {
+		if err := m.Measure(ctx, goTargets); err != nil {
 			return err
 		}
 	}
-	if err := m.all(ctx, flaskTargets); err != nil {
+	if err := m.Measure(ctx, flaskTargets); err != nil {
 		return err
 	}
 	report(stdout, o, pinning, m, goTargets, flaskTargets)
 	return nil
-}
-
-func buildApp(ctx context.Context, runner *command.Runner, dir string, stderr io.Writer) (string, error) {
-	root, err := repo.Root()
-	if err != nil {
-		return "", err
-	}
-	app := filepath.Join(dir, "scalable-app")
-	_, err = runner.Exec(ctx, command.Cmd{What: "build scalable-app", Name: "go",
-		Args: []string{"build", "-trimpath", "-o", app, "./cmd/scalable-app"}, Dir: root, Stderr: stderr})
-	return app, err
 }
 
 // goServers are scalable-app and the bare handler; the two in between
@@ -173,51 +161,23 @@ func flaskServers(dir string) ([]httpbench.Target, error) {
 	}, nil
 }
 
-// measurer keeps the best run of each target, in the order first measured.
-type measurer struct {
-	run   *command.Runner
-	load  httpbench.Load
-	log   io.Writer
-	best  map[string]httpbench.Result
-	order []string
-}
-
-func (m *measurer) all(ctx context.Context, targets []httpbench.Target) error {
-	for _, t := range targets {
-		r, err := httpbench.Measure(ctx, m.run, t, m.load, m.log)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(m.log, "    %s\n", r.Report)
-		prev, seen := m.best[t.Name]
-		if !seen {
-			m.order = append(m.order, t.Name)
-		}
-		if !seen || r.RPS > prev.RPS {
-			m.best[t.Name] = r
-		}
-	}
-	return nil
-}
-
-func report(w io.Writer, o options, pinning string, m measurer, goTargets, flaskTargets []httpbench.Target) {
+func report(w io.Writer, o options, pinning string, m *httpbench.Best, goTargets, flaskTargets []httpbench.Target) {
 	fmt.Fprintf(w, "%d keep-alive clients (raw HTTP/1.1, no retries) back to back, %s per run, %s; best of %d runs for the Go servers.\n\n",
 		o.conns, o.duration, pinning, o.rounds)
 	fmt.Fprintln(w, "| server | req/s | p50 | p99 | idle RSS | peak RSS | failed |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
-	for _, name := range m.order {
-		r := m.best[name]
+	for _, r := range m.Results() {
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f MB | %.1f MB | %d |\n", r.Name, r.RPS,
 			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond),
 			float64(r.IdleRSSKiB)/1024, float64(r.PeakRSSKiB)/1024, r.Failed)
 	}
-	app, bare := m.best[goTargets[0].Name], m.best[goTargets[1].Name]
-	noLog, hardBare := m.best[goTargets[2].Name], m.best[goTargets[3].Name]
+	app, bare := m.Of(goTargets[0].Name), m.Of(goTargets[1].Name)
+	noLog, hardBare := m.Of(goTargets[2].Name), m.Of(goTargets[3].Name)
 	fmt.Fprintf(w, "\nRatio scalable-app / bare net/http: **%.2f** (target at least 0.90).\n", app.RPS/bare.RPS)
 	fmt.Fprintf(w, "Where the gap goes: timeouts alone %.2f of bare; metrics and headers on top of them %.2f; access log on top of those %.2f.\n",
 		hardBare.RPS/bare.RPS, noLog.RPS/hardBare.RPS, app.RPS/noLog.RPS)
 	for _, t := range flaskTargets {
-		fmt.Fprintf(w, "Ratio scalable-app / %s: **%.1f**.\n", t.Name, app.RPS/m.best[t.Name].RPS)
+		fmt.Fprintf(w, "Ratio scalable-app / %s: **%.1f**.\n", t.Name, app.RPS/m.Of(t.Name).RPS)
 	}
 	fmt.Fprintf(w, "Idle RSS of scalable-app: **%.1f MB** (target under 15 MB).\n", float64(app.IdleRSSKiB)/1024)
 }

@@ -42,7 +42,7 @@ type Result struct {
 	P50, P99   time.Duration
 	IdleRSSKiB int
 	PeakRSSKiB int
-	Failed     int // requests without a 200: other statuses and no answer
+	Failed     int // requests without the wanted status: other statuses and no answer
 	Report     load.Report
 }
 
@@ -50,6 +50,11 @@ type Result struct {
 type Load struct {
 	Duration    time.Duration
 	Connections int // keep-alive clients
+	// What each client sends: GET / answered 200 when Request is nil.
+	Request    *load.Request
+	WantStatus int
+	// Name of the workload in the log, e.g. "POST /api/messages".
+	Name string
 }
 
 // PinSelf pins this process (all its threads, the load generator's
@@ -96,8 +101,13 @@ func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.
 	// Let start-up garbage settle before reading the idle footprint.
 	time.Sleep(500 * time.Millisecond)
 	res := Result{Name: t.Name, IdleRSSKiB: treeRSS(p.Pid(), "VmRSS")}
-	fmt.Fprintf(log, "  %s: %d keep-alive clients for %s\n", t.Name, l.Connections, l.Duration)
-	rep, err := load.Generate(ctx, load.Options{Target: target, KeepAlive: l.Connections, Duration: l.Duration})
+	what := l.Name
+	if what == "" {
+		what = "GET /"
+	}
+	fmt.Fprintf(log, "  %s, %s: %d keep-alive clients for %s\n", t.Name, what, l.Connections, l.Duration)
+	rep, err := load.Generate(ctx, load.Options{Target: target, KeepAlive: l.Connections, Duration: l.Duration,
+		Request: l.Request, WantStatus: l.WantStatus})
 	if err != nil {
 		return Result{}, fmt.Errorf("load %s: %w", t.Name, err)
 	}

@@ -99,8 +99,8 @@ func NewClient(t Target, kind Kind) (*Client, error) {
 	return newClient(t, kind, nil, DefaultTimeout)
 }
 
-// newClient sends POST with body when body is not nil.
-func newClient(t Target, kind Kind, body []byte, timeout time.Duration) (*Client, error) {
+// newClient sends req, or GET of the target when req is nil.
+func newClient(t Target, kind Kind, req *Request, timeout time.Duration) (*Client, error) {
 	u, err := url.Parse(t.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse target URL %q: %w", t.URL, err)
@@ -120,10 +120,12 @@ func newClient(t Target, kind Kind, body []byte, timeout time.Duration) (*Client
 		timeout = DefaultTimeout
 	}
 	c := &Client{kind: kind, addr: addr, host: host, timeout: timeout}
-	r := Request{Method: "GET", Path: u.RequestURI()}
-	if body != nil {
-		r.Method, r.Body = "POST", body
-		r.Header = http.Header{"Content-Type": {"application/octet-stream"}}
+	r := Request{Method: "GET"}
+	if req != nil {
+		r = *req
+	}
+	if r.Path == "" {
+		r.Path = u.RequestURI()
 	}
 	c.req = c.render(r)
 	return c, nil

@@ -29,14 +29,15 @@ import (
 
 // Options describe a load.
 type Options struct {
-	Target    Target
-	Body      []byte        // sent with POST when not nil; GET otherwise
-	KeepAlive int           // number of keep-alive clients
-	Fresh     int           // number of fresh-connection clients
-	Rate      int           // requests per second over all clients; 0: every client sends back to back
-	Duration  time.Duration // how long to send; 0: until Stop
-	Timeout   time.Duration // per request; DefaultTimeout when 0
-	WantBody  string        // when set, a 200 with another body counts as failed
+	Target     Target
+	Request    *Request      // sent in place of GET of the target; its empty Path is the target's
+	KeepAlive  int           // number of keep-alive clients
+	Fresh      int           // number of fresh-connection clients
+	Rate       int           // requests per second over all clients; 0: every client sends back to back
+	Duration   time.Duration // how long to send; 0: until Stop
+	Timeout    time.Duration // per request; DefaultTimeout when 0
+	WantStatus int           // the status that counts as OK; 200 when 0
+	WantBody   string        // when set, an OK status with another body counts as failed
 }
 
 // Latency are percentiles of the answered requests' latencies.
@@ -50,9 +51,9 @@ type Report struct {
 	AskedRate        int // requests per second asked; 0 for back to back
 
 	Sent        int            // requests sent (or tried: a failed connect counts)
-	OK          int            // 200, with WantBody when set
+	OK          int            // WantStatus (200 by default), with WantBody when set
 	Status      map[int]int    // every status answered, by code
-	BadBody     int            // 200 with another body than WantBody
+	BadBody     int            // WantStatus with another body than WantBody
 	Errors      map[string]int // requests that got no whole answer, by phase and cause
 	Missed      int            // rate ticks skipped because every client was busy
 	ByInstance  map[string]int // OK answers by the pod that served them
@@ -133,7 +134,10 @@ type counts struct {
 	samples   []string
 }
 
-func (c *counts) record(rep Reply, err error, took time.Duration, wantBody string) {
+func (c *counts) record(rep Reply, err error, took time.Duration, wantStatus int, wantBody string) {
+	if wantStatus == 0 {
+		wantStatus = 200
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sent++
@@ -146,7 +150,7 @@ func (c *counts) record(rep Reply, err error, took time.Duration, wantBody strin
 		c.status[rep.Status]++
 		c.latencies = append(c.latencies, took)
 		switch {
-		case rep.Status != 200:
+		case rep.Status != wantStatus:
 			fail = fmt.Sprintf("status %d from %q: %.80q", rep.Status, rep.Instance, rep.Body)
 		case wantBody != "" && rep.Body != wantBody:
 			c.badBody++
@@ -187,7 +191,7 @@ func Start(ctx context.Context, o Options) (*Load, error) {
 		if i >= o.KeepAlive {
 			kind = Fresh
 		}
-		c, err := newClient(o.Target, kind, o.Body, o.Timeout)
+		c, err := newClient(o.Target, kind, o.Request, o.Timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -208,7 +212,7 @@ func Start(ctx context.Context, o Options) (*Load, error) {
 			for l.next(tokens) {
 				begin := time.Now()
 				rep, err := c.Do(ctx)
-				l.counts[i].record(rep, err, time.Since(begin), o.WantBody)
+				l.counts[i].record(rep, err, time.Since(begin), o.WantStatus, o.WantBody)
 			}
 		}()
 	}

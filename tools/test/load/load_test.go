@@ -78,7 +78,8 @@ func TestKeepAliveClientsReuseTheirConnection(t *testing.T) {
 
 func TestFreshClientsOpenAConnectionPerRequestAndPost(t *testing.T) {
 	g, srv := newGreeter(t, 0, nil)
-	r, err := Generate(context.Background(), Options{Target: Target{URL: srv.URL + "/"}, Fresh: 2, Body: []byte("x=1"),
+	r, err := Generate(context.Background(), Options{Target: Target{URL: srv.URL + "/"}, Fresh: 2,
+		Request:  &Request{Method: "POST", Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, Body: []byte("x=1")},
 		Duration: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -228,5 +229,29 @@ func TestSendCarriesMethodHeadersAndBodyAndReturnsHeaders(t *testing.T) {
 	}
 	if c.Connections() != 1 {
 		t.Fatalf("want one connection for both requests, got %d", c.Connections())
+	}
+}
+
+func TestWantStatusDecidesWhatCountsAsOK(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			w.WriteHeader(http.StatusCreated)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	post := &Request{Method: "POST", Body: []byte(`{}`)}
+	for _, c := range []struct {
+		want   int
+		req    *Request
+		failed bool
+	}{{http.StatusCreated, post, false}, {0, post, true}, {0, nil, false}, {http.StatusCreated, nil, true}} {
+		r, err := Generate(context.Background(), Options{Target: Target{URL: srv.URL + "/"}, KeepAlive: 1,
+			Request: c.req, WantStatus: c.want, Duration: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Sent == 0 || (r.Failed() == r.Sent) != c.failed || (r.Failed() == 0) == c.failed {
+			t.Errorf("WantStatus %d, POST %v: want every request failed=%v, got %s", c.want, c.req != nil, c.failed, r)
+		}
 	}
 }
