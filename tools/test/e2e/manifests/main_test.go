@@ -163,7 +163,7 @@ func (st *suite) cleanup(ctx context.Context) error {
 			continue
 		}
 		if strings.TrimSpace(out) == "" {
-			if _, err := k.Output(ctx, "delete", "namespace", ns, "--wait=false"); err != nil {
+			if _, err := k.Output(ctx, "delete", "namespace", ns, "--ignore-not-found", "--wait=false"); err != nil {
 				errs = append(errs, err.Error())
 			}
 		}
