@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -103,30 +104,30 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("read scalable-app's defaults: %w", err)
 	}
 
-	goTargets, flaskTargets := []httpbench.Target{}, []httpbench.Target{}
-	for i, name := range []string{serviceName, bareName, noLogName, flaskName} {
-		if name == flaskName && !o.Flask {
-			continue
-		}
+	// A database of its own for each server, so none reads another's rows.
+	var urls []string
+	for i := range 4 {
 		url, err := newDatabase(ctx, pg, "bench_"+strconv.Itoa(i))
 		if err != nil {
 			return err
 		}
-		switch name {
-		case serviceName, noLogName:
-			goTargets = append(goTargets, appTarget(name, app, url, accessLog))
-		case bareName:
-			goTargets = append(goTargets, httpbench.Target{Name: name, Cmd: func(port int) command.Cmd {
-				args := append(o.Self[1:], "-serve-bare", strconv.Itoa(port), url, strconv.Itoa(def.DBMaxConns))
-				return command.Cmd{Name: o.Self[0], Args: args}
-			}})
-		case flaskName:
-			t, err := flaskTarget(tmp, url)
-			if err != nil {
-				return err
-			}
-			flaskTargets = append(flaskTargets, t)
+		urls = append(urls, url)
+	}
+	goTargets := []httpbench.Target{
+		appTarget(serviceName, app, urls[0], accessLog),
+		{Name: bareName, Cmd: func(port int) command.Cmd {
+			args := append(slices.Clone(o.Self[1:]), "-serve-bare", strconv.Itoa(port), urls[1], strconv.Itoa(def.DBMaxConns))
+			return command.Cmd{Name: o.Self[0], Args: args}
+		}},
+		appTarget(noLogName, app, urls[2], accessLog),
+	}
+	var flaskTargets []httpbench.Target
+	if o.Flask {
+		t, err := flaskTarget(tmp, urls[3])
+		if err != nil {
+			return err
 		}
+		flaskTargets = append(flaskTargets, t)
 	}
 
 	results := make([]*httpbench.Best, len(workloads))
