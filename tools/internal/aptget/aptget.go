@@ -138,3 +138,30 @@ func Download(ctx context.Context, run *command.Runner, dir, p, version string) 
 	}
 	return matches[0], nil
 }
+
+// Extract downloads package p at version into dir and unpacks its files
+// into dir/root, without installing it; it returns the root.
+func Extract(ctx context.Context, run *command.Runner, dir, p, version string) (string, error) {
+	deb, err := Download(ctx, run, dir, p, version)
+	if err != nil {
+		return "", err
+	}
+	root := filepath.Join(dir, "root")
+	if err := run.Run(ctx, "unpack "+filepath.Base(deb), "dpkg-deb", "-x", deb, root); err != nil {
+		return "", err
+	}
+	if err := os.Remove(deb); err != nil {
+		return "", fmt.Errorf("remove %s: %w", deb, err)
+	}
+	return root, nil
+}
+
+// BusyboxPath is where Debian's busybox-static keeps its binary inside root:
+// /bin in bookworm, /usr/bin in later (merged-/usr) releases.
+func BusyboxPath(root string) string {
+	bin := filepath.Join(root, "bin", "busybox")
+	if _, err := os.Stat(bin); err != nil {
+		return filepath.Join(root, "usr", "bin", "busybox")
+	}
+	return bin
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"scalable-app/tools/internal/aptget"
+	"scalable-app/tools/internal/cachedir"
 	"scalable-app/tools/internal/command"
 	"scalable-app/tools/test/testcluster/build"
 	"scalable-app/tools/test/testcluster/network"
@@ -239,7 +240,7 @@ func (c *Cluster) ensureBinaries(ctx context.Context, st *startState) error {
 		}},
 	}
 	for _, s := range steps {
-		if build.Cached(s.dir) {
+		if cachedir.Complete(s.dir) {
 			c.out.Printf("%s: cached in %s", s.name, s.dir)
 			continue
 		}

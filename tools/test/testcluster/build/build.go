@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"scalable-app/tools/internal/aptget"
+	"scalable-app/tools/internal/cachedir"
 	"scalable-app/tools/internal/command"
 	"scalable-app/tools/test/testcluster/images"
 )
@@ -37,44 +38,6 @@ type Builder struct {
 	Runner *command.Runner
 	// SourceDir is the repository root; only needed on a cache miss.
 	SourceDir string
-}
-
-const completeMarker = ".complete"
-
-// Cached reports whether dir holds a finished build.
-func Cached(dir string) bool {
-	_, err := os.Stat(filepath.Join(dir, completeMarker))
-	return err == nil
-}
-
-// into builds into a temporary sibling of dir and renames it into place, so
-// an interrupted build never looks like a cache hit.
-func into(dir string, fn func(tmp string) error) error {
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return fmt.Errorf("create cache dir: %w", err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".partial-")
-	if err != nil {
-		return fmt.Errorf("create cache dir: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	// MkdirTemp makes it private; the cache is readable by everyone.
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return fmt.Errorf("create cache dir: %w", err)
-	}
-	if err := fn(tmp); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(tmp, completeMarker), nil, 0o644); err != nil {
-		return fmt.Errorf("mark cache entry: %w", err)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("replace cache entry: %w", err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("move cache entry into place: %w", err)
-	}
-	return nil
 }
 
 func (b Builder) moduleDir(name string) (string, error) {
@@ -101,7 +64,7 @@ func (b Builder) goBuild(ctx context.Context, what, dir, ldflags, out string, pk
 
 // Kubernetes ensures dir holds the Kubernetes binaries of version (vX.Y.Z).
 func (b Builder) Kubernetes(ctx context.Context, dir, version string) error {
-	if Cached(dir) {
+	if cachedir.Complete(dir) {
 		return nil
 	}
 	mod, err := b.moduleDir("kubernetes")
@@ -128,14 +91,14 @@ func (b Builder) Kubernetes(ctx context.Context, dir, version string) error {
 	for _, c := range KubernetesCommands() {
 		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+c)
 	}
-	return into(dir, func(tmp string) error {
+	return cachedir.Fill(dir, func(tmp string) error {
 		return b.goBuild(ctx, "build Kubernetes "+version, mod, strings.Join(ld, " "), tmp+"/", pkgs...)
 	})
 }
 
 // Traefik ensures dir holds traefik.tar, an image named ref.
 func (b Builder) Traefik(ctx context.Context, dir, version, ref string) error {
-	if Cached(dir) {
+	if cachedir.Complete(dir) {
 		return nil
 	}
 	mod, err := b.moduleDir("traefik")
@@ -146,7 +109,7 @@ func (b Builder) Traefik(ctx context.Context, dir, version, ref string) error {
 		return fmt.Errorf("build module %s requires traefik %s, harness wants %s", mod, got, version)
 	}
 	ld := "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=" + version
-	return into(dir, func(tmp string) error {
+	return cachedir.Fill(dir, func(tmp string) error {
 		bin := filepath.Join(tmp, "traefik")
 		if err := b.goBuild(ctx, "build Traefik "+version, mod, ld, bin, "github.com/traefik/traefik/v3/cmd/traefik"); err != nil {
 			return err
@@ -181,10 +144,7 @@ func imageLabels(title, version, source string) map[string]string {
 // CoreDNS ensures dir holds coredns.tar, an image named ref of CoreDNS
 // version (vX.Y.Z), the cluster's DNS server.
 func (b Builder) CoreDNS(ctx context.Context, dir, version, ref string) error {
-	if Cached(dir) {
-		return nil
-	}
-	return into(dir, func(tmp string) error {
+	return cachedir.Fill(dir, func(tmp string) error {
 		if err := b.goInstall(ctx, "build CoreDNS "+version, "github.com/coredns/coredns@"+version, "-s -w", tmp); err != nil {
 			return err
 		}
@@ -206,10 +166,7 @@ func (b Builder) CoreDNS(ctx context.Context, dir, version, ref string) error {
 // of Rancher's local-path-provisioner version (vX.Y.Z), which provisions
 // PersistentVolumes as directories on the node.
 func (b Builder) LocalPath(ctx context.Context, dir, version, ref string) error {
-	if Cached(dir) {
-		return nil
-	}
-	return into(dir, func(tmp string) error {
+	return cachedir.Fill(dir, func(tmp string) error {
 		mod := "github.com/rancher/local-path-provisioner@" + version
 		if err := b.goInstall(ctx, "build local-path-provisioner "+version, mod, "-s -w", tmp); err != nil {
 			return err
@@ -233,23 +190,12 @@ func (b Builder) LocalPath(ctx context.Context, dir, version, ref string) error 
 // and a link for each of its applets (sh, mkdir, rm, ...). The storage
 // provisioner runs its helper pods (mkdir and rm of volume directories) on it.
 func (b Builder) Busybox(ctx context.Context, dir, debVersion, ref string) error {
-	if Cached(dir) {
-		return nil
-	}
-	return into(dir, func(tmp string) error {
-		deb, err := aptget.Download(ctx, b.Runner, tmp, "busybox-static", debVersion)
+	return cachedir.Fill(dir, func(tmp string) error {
+		root, err := aptget.Extract(ctx, b.Runner, tmp, "busybox-static", debVersion)
 		if err != nil {
 			return err
 		}
-		root := filepath.Join(tmp, "root")
-		if err := b.Runner.Run(ctx, "unpack "+filepath.Base(deb), "dpkg-deb", "-x", deb, root); err != nil {
-			return err
-		}
-		// bookworm's package has /bin/busybox, later (merged-/usr) ones /usr/bin.
-		bin := filepath.Join(root, "bin", "busybox")
-		if _, err := os.Stat(bin); err != nil {
-			bin = filepath.Join(root, "usr", "bin", "busybox")
-		}
+		bin := aptget.BusyboxPath(root)
 		out, err := b.Runner.Output(ctx, "list BusyBox's applets", bin, "--list")
 		if err != nil {
 			return err
@@ -270,10 +216,8 @@ func (b Builder) Busybox(ctx context.Context, dir, debVersion, ref string) error
 		if err := img.WriteArchive(filepath.Join(tmp, "busybox.tar")); err != nil {
 			return err
 		}
-		for _, p := range []string{deb, root} {
-			if err := os.RemoveAll(p); err != nil {
-				return fmt.Errorf("clean up busybox build: %w", err)
-			}
+		if err := os.RemoveAll(root); err != nil {
+			return fmt.Errorf("clean up busybox build: %w", err)
 		}
 		return nil
 	})
@@ -281,13 +225,13 @@ func (b Builder) Busybox(ctx context.Context, dir, debVersion, ref string) error
 
 // Pause ensures dir holds pause.tar, the sandbox image named ref.
 func (b Builder) Pause(ctx context.Context, dir, ref string) error {
-	if Cached(dir) {
+	if cachedir.Complete(dir) {
 		return nil
 	}
 	if b.SourceDir == "" {
 		return errors.New("cache miss and no source checkout found: run the harness from inside the repository")
 	}
-	return into(dir, func(tmp string) error {
+	return cachedir.Fill(dir, func(tmp string) error {
 		bin := filepath.Join(tmp, "pause")
 		if err := b.goBuild(ctx, "build pause", filepath.Join(b.SourceDir, "tools"), "-s -w", bin, "./cmd/pause"); err != nil {
 			return err
