@@ -18,9 +18,9 @@ export GOTOOLCHAIN ?= auto
 # from the repository root, so Ctrl-C reaches the tool and not `go run`.
 TOOL = bin/tools
 
-.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image bench bench-db \
+.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images bench bench-db \
 	cluster-up cluster-down cluster-load cluster-test \
-	e2e e2e-manifests e2e-database lint-manifests e2e-devloop dev dev-local bench-reload FORCE
+	e2e e2e-manifests e2e-database e2e-monitoring monitoring-gen lint-manifests e2e-devloop dev dev-local bench-reload FORCE
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ postgres-image: $(TOOL)/postgres-image ## provide k8s/base/postgres.yaml's image
 test-postgres-image: ## the postgres image against the official image's contract, in Docker (provides it first; root)
 	cd tools && go test -tags e2e -count=1 -v -timeout 20m ./test/e2e/postgres
 
+monitoring-images: $(TOOL)/monitoring-images ## provide prom/prometheus and the postgres exporter (k8s/monitoring, k8s/base/postgres.yaml): present, pulled, or stand-ins built from the Go module proxy (root)
+	$(TOOL)/monitoring-images
+
 bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
 	$(TOOL)/httpbench
 
@@ -85,13 +88,19 @@ cluster-load: $(TOOL)/testcluster ## load a local docker image into the test clu
 cluster-test: ## the test cluster's smoke suite (root; kills, stops and restarts the cluster, leaves it up)
 	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/cluster
 
-e2e: e2e-manifests e2e-database e2e-devloop ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
+e2e: e2e-manifests e2e-database e2e-monitoring e2e-devloop ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
 
 e2e-manifests: image ## k8s/ proven on a real cluster: the test cluster, or KUBECONFIG's (e.g. minikube)
 	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/manifests
 
-e2e-database: image postgres-image ## the guestbook on PostgreSQL on a real cluster: shared state, database pod deleted under writes, rollout with idempotent retries, Chromium
+e2e-database: image postgres-image monitoring-images ## the guestbook on PostgreSQL on a real cluster: shared state, database pod deleted under writes, rollout with idempotent retries, Chromium
 	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/database
+
+e2e-monitoring: image postgres-image monitoring-images ## k8s/monitoring on a real cluster: discovery, every dashboard query on live data, the replicas-down alert, a console screenshot
+	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/monitoring
+
+monitoring-gen: $(TOOL)/monitoring-gen ## regenerate the Grafana dashboard and the PrometheusRule (tools/dev/monitoring)
+	$(TOOL)/monitoring-gen
 
 lint-manifests: $(TOOL)/lint-manifests ## kube-score on k8s/ and its rendered overlays, no cluster needed (silenced checks: k8s/kube-score.conf)
 	$(TOOL)/lint-manifests

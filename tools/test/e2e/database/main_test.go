@@ -16,11 +16,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"scalable-app/tools/internal/command"
+	"scalable-app/tools/internal/monitoringimages"
 	"scalable-app/tools/internal/repo"
 	"scalable-app/tools/test/kube"
 	"scalable-app/tools/test/load"
@@ -88,7 +88,8 @@ func setup(ctx context.Context, t *testing.T) (*suite, error) {
 	}
 	logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
 	run := command.New(command.OS{}, os.Stderr)
-	for img, build := range map[string]string{appImage: "make image", dbImage: "make postgres-image"} {
+	images := map[string]string{appImage: "make image", dbImage: "make postgres-image", monitoringimages.PostgresExporterImage: "make monitoring-images"}
+	for img, build := range images {
 		if _, err := run.Output(ctx, "look up the image "+img, "docker", "image", "inspect", "--format", "{{.Id}}", img); err != nil {
 			return nil, fmt.Errorf("%w\nbuild it with `%s`", err, build)
 		}
@@ -98,7 +99,7 @@ func setup(ctx context.Context, t *testing.T) (*suite, error) {
 		return nil, err
 	}
 	logf("cluster: %s; ingress at %s", tg.Name, tg.IngressAddr)
-	for _, img := range []string{appImage, dbImage} {
+	for img := range images {
 		logf("loading %s into %s", img, tg.Name)
 		if err := tg.LoadImage(ctx, img); err != nil {
 			return nil, err
@@ -121,7 +122,7 @@ func setup(ctx context.Context, t *testing.T) (*suite, error) {
 			return nil, err
 		}
 	}
-	dir, err := st.overlay()
+	dir, err := kube.TestOverlay(st.root, "e2e-database", namespace, host)
 	if err != nil {
 		return nil, err
 	}
@@ -143,40 +144,6 @@ func setup(ctx context.Context, t *testing.T) (*suite, error) {
 	}
 	logf("API answering through the Ingress %s after apply", time.Since(start).Round(100*time.Millisecond))
 	return st, nil
-}
-
-// overlay writes a kustomization that moves the test overlay into the
-// suite's namespace and host. Kustomize reads only relative paths, so it
-// lives under the checkout's bin/, which git ignores.
-func (st *suite) overlay() (string, error) {
-	parent := filepath.Join(st.root, "bin")
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return "", fmt.Errorf("make %s: %w", parent, err)
-	}
-	dir, err := os.MkdirTemp(parent, "e2e-database-")
-	if err != nil {
-		return "", fmt.Errorf("make the suite's kustomization directory: %w", err)
-	}
-	rel, err := filepath.Rel(dir, filepath.Join(st.root, "k8s", "overlays", "test"))
-	if err != nil {
-		return "", err
-	}
-	k := strings.Join([]string{
-		"apiVersion: kustomize.config.k8s.io/v1beta1",
-		"kind: Kustomization",
-		"namespace: " + namespace,
-		"resources:",
-		"  - " + filepath.ToSlash(rel),
-		"patches:",
-		"  - target: {kind: Ingress, name: scalable-app}",
-		"    patch: |-",
-		"      - {op: replace, path: /spec/rules/0/host, value: " + host + "}",
-		"",
-	}, "\n")
-	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
-		return "", fmt.Errorf("write the suite's kustomization: %w", err)
-	}
-	return dir, nil
 }
 
 // waitAPI polls the message list through tg until it answers 200.
