@@ -9,9 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"scalable-app/tools/internal/command"
@@ -128,20 +130,26 @@ func Score(ctx context.Context, run *command.Runner, bin string, c Config, files
 }
 
 // Inputs returns the files to lint: the base manifests as they are applied with
-// `kubectl apply -f`, and each overlay rendered by `kubectl kustomize` into dir.
+// `kubectl apply -f`, and each overlay and k8s/monitoring rendered by
+// `kubectl kustomize` into dir.
 func Inputs(ctx context.Context, k kubectl.Kubectl, repoRoot, dir string) ([]string, error) {
 	files := []string{}
 	for _, f := range []string{"deployment.yaml", "service.yaml", "ingress.yaml", "pdb.yaml", "postgres.yaml"} {
 		files = append(files, filepath.Join(repoRoot, "k8s", f))
 	}
+	kustomizations := map[string]string{"monitoring": filepath.Join(repoRoot, "k8s", "monitoring")}
 	for _, o := range Overlays() {
-		out, err := k.Output(ctx, "kustomize", filepath.Join(repoRoot, "k8s", "overlays", o))
+		kustomizations["overlay-"+o] = filepath.Join(repoRoot, "k8s", "overlays", o)
+	}
+	for _, name := range slices.Sorted(maps.Keys(kustomizations)) {
+		src := kustomizations[name]
+		out, err := k.Output(ctx, "kustomize", src)
 		if err != nil {
-			return nil, fmt.Errorf("render overlay %s: %w", o, err)
+			return nil, fmt.Errorf("render %s: %w", name, err)
 		}
-		path := filepath.Join(dir, "overlay-"+o+".yaml")
+		path := filepath.Join(dir, name+".yaml")
 		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
-			return nil, fmt.Errorf("write rendered overlay %s: %w", o, err)
+			return nil, fmt.Errorf("write rendered %s: %w", name, err)
 		}
 		files = append(files, path)
 	}
