@@ -102,7 +102,11 @@ func run(ctx context.Context, runner *command.Runner, args []string, stdout, std
 		return fmt.Errorf("create the access log file: %w", err)
 	}
 	defer accessLog.Close()
-	goTargets := goServers(app, self, accessLog)
+	metricsPort, err := httpbench.FreePort()
+	if err != nil {
+		return err
+	}
+	goTargets := goServers(app, self, accessLog, metricsPort)
 	var flaskTargets []httpbench.Target
 	if o.withFlask {
 		if err := httpbench.EnsurePython(ctx, runner, stderr, "flask"); err != nil {
@@ -128,7 +132,9 @@ func run(ctx context.Context, runner *command.Runner, args []string, stdout, std
 // goServers are scalable-app and the bare handler; the two in between
 // attribute the gap: the cost of the access log, and the cost of the
 // hardened timeouts (a deadline set per request).
-func goServers(app, self string, accessLog *os.File) []httpbench.Target {
+// The last is scalable-app as in the cluster: scraped every 5 s, the
+// cost of monitoring.
+func goServers(app, self string, accessLog *os.File, metricsPort int) []httpbench.Target {
 	return []httpbench.Target{
 		{Name: "scalable-app (access log + metrics)", Cmd: func(port int) command.Cmd {
 			return command.Cmd{Name: app, Args: []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port)}, Stdout: accessLog}
@@ -142,6 +148,9 @@ func goServers(app, self string, accessLog *os.File) []httpbench.Target {
 		{Name: "bare net/http with scalable-app's timeouts", Cmd: func(port int) command.Cmd {
 			return command.Cmd{Name: self, Args: []string{"-serve-bare", strconv.Itoa(port), "-hardened"}}
 		}},
+		{Name: "scalable-app, scraped every 5 s", Cmd: func(port int) command.Cmd {
+			return command.Cmd{Name: app, Args: []string{"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--metrics-port", strconv.Itoa(metricsPort)}, Stdout: accessLog}
+		}, Scrape: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort), ScrapeEvery: 5 * time.Second},
 	}
 }
 
@@ -174,6 +183,8 @@ func report(w io.Writer, o options, pinning string, m *httpbench.Best, goTargets
 	app, bare := m.Of(goTargets[0].Name), m.Of(goTargets[1].Name)
 	noLog, hardBare := m.Of(goTargets[2].Name), m.Of(goTargets[3].Name)
 	fmt.Fprintf(w, "\nRatio scalable-app / bare net/http: **%.2f** (target at least 0.90).\n", app.RPS/bare.RPS)
+	scraped := m.Of(goTargets[4].Name)
+	fmt.Fprintf(w, "Ratio scalable-app scraped every 5 s / not scraped: **%.2f** (monitoring's cost; within the run-to-run noise when about 1).\n", scraped.RPS/app.RPS)
 	fmt.Fprintf(w, "Where the gap goes: timeouts alone %.2f of bare; metrics and headers on top of them %.2f; access log on top of those %.2f.\n",
 		hardBare.RPS/bare.RPS, noLog.RPS/hardBare.RPS, app.RPS/noLog.RPS)
 	for _, t := range flaskTargets {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,6 +34,10 @@ type Target struct {
 	// Cmd is the server's command for port; the server must answer GET /
 	// with 200. Measure pins it to CPU 0.
 	Cmd func(port int) command.Cmd
+	// Scrape, when set, is a metrics URL of the server that Measure fetches
+	// every ScrapeEvery while the load runs, as Prometheus would.
+	Scrape      string
+	ScrapeEvery time.Duration
 }
 
 // Result is one measurement.
@@ -106,15 +111,70 @@ func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.
 		what = "GET /"
 	}
 	fmt.Fprintf(log, "  %s, %s: %d keep-alive clients for %s\n", t.Name, what, l.Connections, l.Duration)
+	var scrapes <-chan scrapeCount
+	if t.Scrape != "" {
+		scrapes = scrape(ctx, load.Target{URL: t.Scrape}, t.ScrapeEvery, l.Duration)
+	}
 	rep, err := load.Generate(ctx, load.Options{Target: target, KeepAlive: l.Connections, Duration: l.Duration,
 		Request: l.Request, WantStatus: l.WantStatus})
 	if err != nil {
 		return Result{}, fmt.Errorf("load %s: %w", t.Name, err)
 	}
+	if scrapes != nil {
+		n := <-scrapes
+		if n.failed > 0 || n.ok == 0 {
+			return Result{}, fmt.Errorf("%s: %d scrapes of %s answered, %d failed", t.Name, n.ok, t.Scrape, n.failed)
+		}
+		fmt.Fprintf(log, "    %d scrapes of %s, every %s, %d bytes each\n", n.ok, t.Scrape, t.ScrapeEvery, n.bytes/n.ok)
+	}
 	res.PeakRSSKiB = treeRSS(p.Pid(), "VmHWM")
 	res.RPS, res.P50, res.P99, res.Failed, res.Report = rep.Rate(), rep.Latency.P50, rep.Latency.P99, rep.Failed(), rep
 	return res, nil
 }
+
+type scrapeCount struct{ ok, failed, bytes int }
+
+// scrape fetches url every interval for d, the first at once, with the
+// Accept headers Prometheus sends, and reports the count when done.
+func scrape(ctx context.Context, url load.Target, interval, d time.Duration) <-chan scrapeCount {
+	out := make(chan scrapeCount, 1)
+	req := &load.Request{Method: "GET", Path: "/metrics", Header: http.Header{
+		"Accept":          {"application/openmetrics-text;version=1.0.0;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"},
+		"Accept-Encoding": {"gzip"},
+	}}
+	go func() {
+		var n scrapeCount
+		end := time.Now().Add(d)
+		for time.Now().Before(end) {
+			c, err := load.NewClient(url, load.Fresh)
+			if err == nil {
+				var rep load.Reply
+				rep, err = c.Send(ctx, *req)
+				c.Close()
+				if err == nil && rep.Status != 200 {
+					err = fmt.Errorf("status %d", rep.Status)
+				}
+				n.bytes += len(rep.Body)
+			}
+			if err != nil {
+				n.failed++
+			} else {
+				n.ok++
+			}
+			select {
+			case <-ctx.Done():
+				out <- n
+				return
+			case <-time.After(interval):
+			}
+		}
+		out <- n
+	}()
+	return out
+}
+
+// FreePort is a port nothing listens on now, for a server to take.
+func FreePort() (int, error) { return freePort() }
 
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
