@@ -40,9 +40,11 @@ func TestReloadServesEditsWithoutFailures(t *testing.T) {
 
 	waitBody(t, rl.url, http.StatusOK, "Hello from Kubernetes", 2*time.Minute)
 
-	t.Run("edit is served within 5s", func(t *testing.T) {
+	// How fast is `make bench-reload`'s question: a test with a time limit
+	// fails whenever the machine is busy.
+	t.Run("edit is served", func(t *testing.T) {
 		setGreeting(t, src, want, "Hello from an edit")
-		waitBody(t, rl.url, http.StatusOK, "Hello from an edit", 5*time.Second)
+		waitBody(t, rl.url, http.StatusOK, "Hello from an edit", time.Minute)
 	})
 
 	t.Run("5 reloads under load: no connection error, no failed request", func(t *testing.T) {
@@ -101,7 +103,7 @@ func TestReloadPolling(t *testing.T) {
 
 	t.Run("edit is served", func(t *testing.T) {
 		setGreeting(t, src, want, "Hello from polling")
-		waitBody(t, rl.url, http.StatusOK, "Hello from polling", 5*time.Second)
+		waitBody(t, rl.url, http.StatusOK, "Hello from polling", time.Minute)
 	})
 
 	t.Run("a burst of saves makes one build", func(t *testing.T) {
