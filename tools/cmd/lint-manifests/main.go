@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"os/signal"
 	"sort"
 	"syscall"
@@ -76,12 +75,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	kubectl, err := exec.LookPath("kubectl")
+	kubectl, err := kubectlpkg.Find(testcluster.ConfigFromEnv(os.Getenv).KubectlPath())
 	if err != nil {
-		kubectl = testcluster.ConfigFromEnv(os.Getenv).KubectlPath()
-		if _, statErr := os.Stat(kubectl); statErr != nil {
-			return errors.New("kubectl not found on PATH: install kubectl (any version with kustomize built in) to render the overlays; no cluster is needed")
-		}
+		return err
 	}
 	runner := command.New(command.OS{}, stderr)
 	bin, err := lint.Binary(ctx, runner, cfg, logf)

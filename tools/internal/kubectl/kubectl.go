@@ -8,9 +8,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -146,4 +148,19 @@ func (k Kubectl) PortForward(ctx context.Context, ns, target string, localPort, 
 	}
 	stop()
 	return "", nil, fmt.Errorf("port-forward to %s/%s ended before it listened", ns, target)
+}
+
+// Find returns the kubectl on PATH, else the first of fallbacks that exists
+// (the test cluster's), for a tool that only renders kustomizations and so
+// needs no cluster.
+func Find(fallbacks ...string) (string, error) {
+	if p, err := exec.LookPath("kubectl"); err == nil {
+		return p, nil
+	}
+	for _, p := range fallbacks {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("kubectl not found on PATH: install kubectl (any version with kustomize built in) to render the overlays, or build the test cluster's (make cluster-up); no cluster is needed")
 }

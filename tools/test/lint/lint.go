@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"scalable-app/tools/internal/command"
+	"scalable-app/tools/internal/gotool"
 	"scalable-app/tools/internal/kubectl"
 )
 
@@ -72,25 +73,10 @@ func ReadConfig(path string) (Config, error) {
 	return c, nil
 }
 
-// Binary returns the path of kube-score at the configured version, building it
-// with `go install` into the user's cache directory when it is not there yet.
+// Binary returns the path of kube-score at the configured version, built
+// once into the tools cache.
 func Binary(ctx context.Context, run *command.Runner, c Config, logf func(string, ...any)) (string, error) {
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find a cache directory for kube-score: %w", err)
-	}
-	dir := filepath.Join(cache, "scalable-app", "tools", "kube-score-"+c.Version)
-	bin := filepath.Join(dir, "kube-score")
-	if _, err := os.Stat(bin); err == nil {
-		return bin, nil
-	}
-	logf("building kube-score %s into %s (about a minute, once)", c.Version, dir)
-	if _, err := run.Exec(ctx, command.Cmd{What: "build kube-score " + c.Version, Name: "go", Args: []string{"install", module + "@" + c.Version},
-		Dir: os.TempDir(), // outside any module: the project's go.mod is not touched
-		Env: []string{"GOBIN=" + dir, "GOFLAGS=-buildvcs=false"}}); err != nil {
-		return "", err
-	}
-	return bin, nil
+	return gotool.Build(ctx, run, gotool.Tool{Package: module, Version: c.Version, About: "about a minute"}, logf)
 }
 
 // Finding is one check that did not pass.
