@@ -18,7 +18,7 @@ export GOTOOLCHAIN ?= auto
 # from the repository root, so Ctrl-C reaches the tool and not `go run`.
 TOOL = bin/tools
 
-.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images bench bench-db \
+.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images scan vulndb-update test-scan bench bench-db \
 	cluster-up cluster-down cluster-load cluster-test \
 	e2e e2e-manifests e2e-database e2e-monitoring monitoring-gen lint-manifests e2e-devloop dev dev-local bench-reload FORCE
 
@@ -69,6 +69,15 @@ test-postgres-image: ## the postgres image against the official image's contract
 
 monitoring-images: $(TOOL)/monitoring-images ## provide prom/prometheus and the postgres exporter (k8s/monitoring, k8s/base/postgres.yaml): present, pulled, or stand-ins built from the Go module proxy (root)
 	$(TOOL)/monitoring-images
+
+scan: image $(TOOL)/scan ## govulncheck and Trivy, offline: source, image (and its SBOM), Dockerfile and manifests, secrets; reports in artifacts/scan (SCAN_FLAGS=--help)
+	$(TOOL)/scan $(SCAN_FLAGS)
+
+vulndb-update: $(TOOL)/scan ## move security/scan.conf's Go vulnerability database pin to the newest version on the module proxy
+	$(TOOL)/scan --update-vulndb
+
+test-scan: image ## the scanners proven on fixtures (a called vulnerable function, an insecure pod, a fake key), then the real tree clean (root: Docker)
+	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/scan
 
 bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
 	$(TOOL)/httpbench

@@ -58,10 +58,16 @@ func TestImportDirection(t *testing.T) {
 		}
 		for _, dep := range deps {
 			switch {
-			case under(pkg, "internal") && (under(dep, "dev") || under(dep, "test") || under(dep, "cmd")):
+			case under(pkg, "internal") && (under(dep, "dev") || under(dep, "test") || under(dep, "ci") || under(dep, "cmd")):
 				t.Errorf("%s (shared plumbing) imports %s: plumbing may import only plumbing and the service", pkg, dep)
 			case isDev && under(dep, "test"):
 				t.Errorf("%s (a developer tool) imports %s (test infrastructure): the dev tools ship to users without the test harness", pkg, dep)
+			case isDev && under(dep, "ci"):
+				t.Errorf("%s (a developer tool) imports %s (delivery): the dev tools ship to users without the pipeline", pkg, dep)
+			case under(pkg, "test") && !under(pkg, "test/e2e") && under(dep, "ci"):
+				t.Errorf("%s (test infrastructure) imports %s (delivery): only the e2e suites test the pipeline; the pipeline uses the test libraries, not the other way", pkg, dep)
+			case under(pkg, "ci") && under(dep, "test/e2e"):
+				t.Errorf("%s (delivery) imports the e2e suite %s", pkg, dep)
 			case under(dep, "cmd"):
 				t.Errorf("%s imports the command %s: commands are thin mains, logic lives in packages", pkg, dep)
 			}

@@ -1,0 +1,152 @@
+// Command scan is `make scan`: govulncheck and Trivy on the service, its
+// image and its manifests, offline, against databases generated from the
+// pinned Go vulnerability database (security/scan.conf). It prints one table,
+// keeps every report in one folder, and exits 1 when a finding is at or above
+// --fail-on (or cannot be graded), 2 on a bad command line.
+// `scan --update-vulndb` (make vulndb-update) moves the database's pin.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"scalable-app/tools/ci/scan"
+	"scalable-app/tools/ci/scan/vulndb"
+	"scalable-app/tools/internal/command"
+	"scalable-app/tools/internal/kubectl"
+	"scalable-app/tools/internal/repo"
+	"scalable-app/tools/test/testcluster"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	var bad badUsage
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.As(err, &bad):
+		stop()
+		os.Exit(2) // run has printed what is wrong, and the usage
+	default:
+		stop()
+		fmt.Fprintln(os.Stderr, "scan:", err)
+		os.Exit(1)
+	}
+}
+
+// badUsage is a command line the flags reject: exit status 2.
+type badUsage struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", "", "repository root (default: the checkout this runs in)")
+	image := fs.String("image", "scalable-app:latest", "the production image to scan, in the local Docker engine")
+	out := fs.String("out", "", "the reports folder, emptied first (default: artifacts/scan in the repository)")
+	failOn := fs.String("fail-on", "HIGH", "exit 1 on a finding of this severity or above (LOW, MEDIUM, HIGH, CRITICAL); ungraded ones and govulncheck's always count")
+	update := fs.Bool("update-vulndb", false, "move "+scan.ConfigPath+"'s vulndb pin to the newest version on the module proxy, and scan nothing")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: scan [flags]\n\nScans offline, with the scanners and data pinned in %s (built once into the tools cache):\n"+
+			"  govulncheck  the service's source, and the binary in --image\n"+
+			"  trivy        --image (vulnerabilities, SBOM), the Dockerfile and every rendered manifest (accepted findings: %s),\n"+
+			"               the repository (secrets)\n"+
+			"Needs Go, Docker (the image) and kubectl (renders the overlays; no cluster).\n\n", scan.ConfigPath, scan.IgnorePath)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return badUsage{err}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "scan: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return badUsage{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if err := scan.ValidThreshold(*failOn); err != nil {
+		fmt.Fprintln(stderr, "scan:", err)
+		return badUsage{err}
+	}
+	if *root == "" {
+		var err error
+		if *root, err = repo.Root(); err != nil {
+			return err
+		}
+	}
+	if *out == "" {
+		*out = filepath.Join(*root, "artifacts", "scan")
+	}
+	logf := func(f string, a ...any) { fmt.Fprintf(stderr, f+"\n", a...) }
+	runner := command.New(command.OS{}, stderr)
+	if *update {
+		return updateVulnDB(ctx, runner, filepath.Join(*root, scan.ConfigPath), stdout)
+	}
+	cfg, err := scan.ReadConfig(filepath.Join(*root, scan.ConfigPath))
+	if err != nil {
+		return err
+	}
+	kc, err := kubectl.Find(testcluster.ConfigFromEnv(os.Getenv).KubectlPath())
+	if err != nil {
+		return err
+	}
+	if _, err := runner.Output(ctx, "look up the image to scan", "docker", "image", "inspect", "--format", "{{.Id}}", *image); err != nil {
+		return fmt.Errorf("%w\nbuild it with `make image`", err)
+	}
+	scanners, err := scan.Provide(ctx, runner, *root, cfg, logf)
+	if err != nil {
+		return err
+	}
+	logf("scanning offline with govulncheck %s and trivy %s; vulnerability data: %s@%s (%s)",
+		cfg.Govulncheck, cfg.Trivy, vulndb.Module, cfg.VulnDB, scanners.DataDate.Format("2006-01-02"))
+	results, err := scan.Run(ctx, scan.Options{Root: *root, Image: *image, Binary: "/scalable-app", Out: *out, IgnoreFile: filepath.Join(*root, scan.IgnorePath), Run: runner,
+		Kubectl: kubectl.Kubectl{Run: runner, Bin: kc}, Logf: logf}, scanners)
+	if err != nil {
+		return err
+	}
+	if n := scan.Summarize(stdout, results, *failOn, *out); n > 0 {
+		return fmt.Errorf("%d findings fail (--fail-on %s)", n, *failOn)
+	}
+	fmt.Fprintln(stdout, "\nno failing finding")
+	return nil
+}
+
+// updateVulnDB asks the module proxy for the newest golang.org/x/vulndb and
+// writes it into the pins file.
+func updateVulnDB(ctx context.Context, run *command.Runner, conf string, stdout io.Writer) error {
+	old, err := scan.ReadConfig(conf)
+	if err != nil {
+		return err
+	}
+	b, err := run.Exec(ctx, command.Cmd{What: "ask the module proxy for the newest " + vulndb.Module, Name: "go",
+		Args: []string{"list", "-m", "-json", vulndb.Module + "@latest"}, Dir: os.TempDir(), Env: []string{"GOWORK=off", "GOFLAGS=-mod=mod"}})
+	if err != nil {
+		return err
+	}
+	var m struct{ Version string }
+	if err := json.Unmarshal(b, &m); err != nil || m.Version == "" {
+		return fmt.Errorf("read `go list -m -json %s@latest`: %v: %.200s", vulndb.Module, err, b)
+	}
+	if _, err := vulndb.PseudoVersionTime(m.Version); err != nil {
+		return err
+	}
+	if m.Version == old.VulnDB {
+		fmt.Fprintf(stdout, "vulndb %s is the newest\n", m.Version)
+		return nil
+	}
+	if err := scan.SetVulnDB(conf, m.Version); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "vulndb %s -> %s (the next scan generates its databases)\n", old.VulnDB, m.Version)
+	return nil
+}
