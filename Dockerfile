@@ -34,9 +34,10 @@ COPY internal ./internal
 COPY tools/cmd/hotreload ./tools/cmd/hotreload
 COPY tools/dev ./tools/dev
 COPY tools/internal ./tools/internal
+WORKDIR /src/tools
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    cd tools && CGO_ENABLED=0 go build -trimpath -buildvcs=false -o /out/hotreload ./cmd/hotreload
+    CGO_ENABLED=0 go build -trimpath -buildvcs=false -o /out/hotreload ./cmd/hotreload
 
 # The hot-reload image (k8s/dev/deployment-dev.yaml): the Go toolchain, the
 # reloader, go.mod's modules (the pod builds with no network) and a warm
@@ -46,16 +47,18 @@ RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin dev
  && install -d -o dev -g dev /var/cache/go-build /app
 # Modules in a layer of the image, not in a cache mount: the pod has no
 # network, so everything go.mod needs must be here.
-COPY go.mod go.sum /tmp/mod/
-RUN cd /tmp/mod && go mod download && rm -rf /tmp/mod
+WORKDIR /tmp/mod
+COPY go.mod go.sum ./
+RUN go mod download && rm -rf /tmp/mod
 ENV GOCACHE=/var/cache/go-build GOFLAGS=-mod=readonly GOPROXY=off GOTOOLCHAIN=local CGO_ENABLED=0
 COPY --from=hotreload /out/hotreload /usr/local/bin/hotreload
 # As the pod's user, so the cache is writable by it: one build of the app
 # with the reloader's flags leaves every package the pod's first build needs
 # compiled.
 USER 10001:10001
+WORKDIR /src
 RUN --mount=type=bind,target=/src \
-    cd /src && go telemetry off \
+    go telemetry off \
  && go build -trimpath -buildvcs=false -ldflags="-s -w" -o /tmp/warm ./cmd/scalable-app \
  && rm /tmp/warm
 WORKDIR /app
