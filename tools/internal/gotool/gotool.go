@@ -6,6 +6,7 @@ package gotool
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path"
@@ -49,11 +50,7 @@ func Build(ctx context.Context, run *command.Runner, t Tool, logf func(string, .
 	if err != nil {
 		return "", err
 	}
-	key := t.Name() + "-" + t.Version
-	if t.Toolchain != "" {
-		key += "-" + t.Toolchain
-	}
-	dir := filepath.Join(root, key)
+	dir := filepath.Join(root, t.key())
 	bin := filepath.Join(dir, t.Name())
 	if cachedir.Complete(dir) {
 		return bin, nil
@@ -81,6 +78,20 @@ func Build(ctx context.Context, run *command.Runner, t Tool, logf func(string, .
 	}
 	logf("built %s %s in %s", t.Name(), t.Version, time.Since(start).Round(time.Second))
 	return bin, nil
+}
+
+// key names the cache entry: the program, its version and toolchain, and a
+// digest of the other settings, so changing any of them builds anew.
+func (t Tool) key() string {
+	key := t.Name() + "-" + t.Version
+	if t.Toolchain != "" {
+		key += "-" + t.Toolchain
+	}
+	if len(t.Env) > 0 || t.Ldflags != "" {
+		sum := sha256.Sum256([]byte(strings.Join(t.Env, "\n") + "\n" + t.Ldflags))
+		key += fmt.Sprintf("-%x", sum[:4])
+	}
+	return key
 }
 
 // ServiceToolchain returns the Go release the service's go.mod asks for

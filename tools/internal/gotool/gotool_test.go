@@ -43,7 +43,7 @@ func TestBuildCachesPerVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(bin); err != nil || !strings.Contains(bin, "scanner-v1.2.3-go1.27.3") {
+	if _, err := os.Stat(bin); err != nil || !strings.Contains(bin, "/scanner-v1.2.3-go1.27.3-") {
 		t.Fatalf("built %s (%v), want a file in the cache entry scanner-v1.2.3-go1.27.3", bin, err)
 	}
 	calls := fake.Calls()
@@ -62,6 +62,10 @@ func TestBuildCachesPerVersion(t *testing.T) {
 	tool.Version = "v1.2.4"
 	if _, err := Build(context.Background(), run, tool, logf); err != nil || len(fake.Calls()) != 3 {
 		t.Errorf("a new pin did not build: %v, %d commands", err, len(fake.Calls()))
+	}
+	tool.Ldflags = "-X main.v=1.2.4"
+	if _, err := Build(context.Background(), run, tool, logf); err != nil || len(fake.Calls()) != 4 {
+		t.Errorf("new build settings did not build: %v, %d commands", err, len(fake.Calls()))
 	}
 }
 
