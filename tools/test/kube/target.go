@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"scalable-app/tools/internal/command"
 	"scalable-app/tools/internal/kubectl"
@@ -22,7 +25,10 @@ type Target struct {
 	IngressAddr  string  // host:port where the Ingress controller answers plain HTTP
 	NodeAddr     string  // host where NodePort Services answer
 	PodsRoutable bool    // pod IPs can be dialled from this machine
-	load         func(ctx context.Context, image string) error
+	// ProxyLog is kube-proxy's log file when this machine runs it (the
+	// test cluster): a failed connect is looked up against its rule syncs.
+	ProxyLog string
+	load     func(ctx context.Context, image string) error
 }
 
 // Settings read by Detect, so a suite runs against any cluster.
@@ -93,6 +99,7 @@ func harness(ctx context.Context, run *command.Runner, getenv func(string) strin
 		IngressAddr:  cfg.IngressAddr(),
 		NodeAddr:     "127.0.0.1", // kube-proxy serves NodePorts on loopback too
 		PodsRoutable: true,        // pods sit on a bridge of this machine
+		ProxyLog:     filepath.Join(cfg.LogDir(), "kube-proxy.log"),
 		load: func(ctx context.Context, image string) error {
 			return cluster.Load(ctx, image)
 		},
@@ -114,4 +121,43 @@ func (t *Target) LoadImage(ctx context.Context, image string) error {
 		return fmt.Errorf("load image %s into %s: %w", image, t.Name, err)
 	}
 	return nil
+}
+
+// ProxyLogAround returns kube-proxy's log lines stamped within window of
+// any of the failures' times ("15:04:05.000 ..." as the load generator
+// stamps them), or nothing when kube-proxy's log is not on this machine.
+func (t *Target) ProxyLogAround(failures []string, window time.Duration) []string {
+	if t.ProxyLog == "" {
+		return nil
+	}
+	b, err := os.ReadFile(t.ProxyLog)
+	if err != nil {
+		return []string{fmt.Sprintf("(kube-proxy's log: %v)", err)}
+	}
+	var at []time.Time
+	for _, f := range failures {
+		if len(f) >= 12 {
+			if ts, err := time.Parse("15:04:05.000", f[:12]); err == nil {
+				at = append(at, ts)
+			}
+		}
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		// klog: "I1203 14:15:08.844123   30860 proxier.go:757] ..."
+		if len(line) < 21 {
+			continue
+		}
+		ts, err := time.Parse("15:04:05.000000", line[6:21])
+		if err != nil {
+			continue
+		}
+		for _, a := range at {
+			if d := ts.Sub(a); d > -window && d < window {
+				out = append(out, line)
+				break
+			}
+		}
+	}
+	return out
 }

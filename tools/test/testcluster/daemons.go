@@ -109,6 +109,9 @@ func (c *Cluster) daemons() []daemon {
 		}},
 		{name: "kube-proxy", bin: k8s("kube-proxy"), args: []string{
 			"--config=" + filepath.Join(cfg.ConfigDir(), "kube-proxy.yaml"),
+			// Each rule sync with its start and duration, so a refused
+			// connect at the NodePort can be set against them.
+			"--v=2",
 		}},
 	}
 }

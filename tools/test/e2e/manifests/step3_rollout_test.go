@@ -51,8 +51,8 @@ func (s *suite) testStep3RolloutRestartUnderLoad(t *testing.T) {
 	t.Logf("load through the Ingress: %s", res)
 	t.Logf("keep-alive load through the Ingress: %s", kept)
 	t.Logf("peak per pod during the load (kubelet stats): %s", peak)
-	assertNoLoss(t, res, "during `kubectl rollout restart`")
-	assertNoLoss(t, kept, "during `kubectl rollout restart`")
+	s.assertNoLoss(t, res, "during `kubectl rollout restart`")
+	s.assertNoLoss(t, kept, "during `kubectl rollout restart`")
 	if res.Rate() < 100 {
 		t.Fatalf("the load reached only %.0f req/s; at least 100 are needed for the check to mean something", res.Rate())
 	}
@@ -96,12 +96,17 @@ func (u underLoad) stop() (load.Report, load.Report) {
 }
 
 // assertNoLoss fails the test unless every request of the load succeeded.
-func assertNoLoss(t *testing.T, res load.Report, during string) {
+// On a failure it first prints kube-proxy's log around the failures, when
+// this machine has it: its rule syncs, to set a refused connect against.
+func (st *suite) assertNoLoss(t *testing.T, res load.Report, during string) {
 	t.Helper()
 	if res.Sent == 0 {
 		t.Fatalf("%s sent no request %s", res.Clients(), during)
 	}
 	if f := res.Failed(); f > 0 {
+		for _, line := range st.target.ProxyLogAround(res.Samples, time.Second) {
+			t.Logf("kube-proxy: %s", line)
+		}
 		t.Fatalf("%d of %d requests of %s failed %s (%d without an answer %v, statuses %v, %d wrong bodies); first: %v",
 			f, res.Sent, res.Clients(), during, res.NoAnswer(), res.Errors, res.Status, res.BadBody, res.Samples)
 	}

@@ -49,8 +49,8 @@ func (s *suite) testStep4PodDeleteUnderLoad(t *testing.T) {
 	t.Logf("load through the Ingress: %s", res)
 	t.Logf("keep-alive load through the Ingress: %s", kept)
 	during := fmt.Sprintf("while pod %s was deleted", victim)
-	assertNoLoss(t, res, during)
-	assertNoLoss(t, kept, during)
+	s.assertNoLoss(t, res, during)
+	s.assertNoLoss(t, kept, during)
 	if res.Rate() < 100 {
 		t.Fatalf("the load reached only %.0f req/s %s; at least 100 are needed for the check to mean something", res.Rate(), during)
 	}
