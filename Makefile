@@ -47,10 +47,11 @@ test-tools: ## the tools' unit tests (no root, no cluster)
 fuzz: ## fuzz request handling for 5 minutes
 	go test -run='^$$' -fuzz=FuzzServeRequest -fuzztime=5m ./internal/server
 
-lint: ## gofmt and go vet, on the service and the tools (e2e suites included)
+lint: $(TOOL)/lint-workflows ## gofmt and go vet, on the service and the tools (e2e suites included); actionlint on .github/workflows
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
 	go vet ./...
 	cd tools && go vet ./... && go vet -tags e2e ./...
+	$(TOOL)/lint-workflows
 
 base-image: $(TOOL)/baseimage ## create the Dockerfile's golang base image locally when it cannot be pulled (root)
 	$(TOOL)/baseimage
