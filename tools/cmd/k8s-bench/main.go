@@ -16,13 +16,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"scalable-app/tools/internal/cli"
 	"scalable-app/tools/internal/command"
 	"scalable-app/tools/internal/repo"
 	"scalable-app/tools/test/kube"
@@ -37,25 +36,10 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, command.New(command.OS{}, os.Stderr), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	var bad badUsage
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return
-	case errors.As(err, &bad):
-		stop()
-		os.Exit(2) // run has printed what is wrong, and the usage
-	default:
-		stop()
-		fmt.Fprintln(os.Stderr, "k8s-bench:", err)
-		os.Exit(1)
-	}
+	cli.Main("k8s-bench", func(ctx context.Context) error {
+		return run(ctx, command.New(command.OS{}, os.Stderr), os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	})
 }
-
-// badUsage is a command line the flags reject: exit status 2, as for flag.ExitOnError.
-type badUsage struct{ error }
 
 type options struct {
 	root     string
@@ -78,20 +62,12 @@ func run(ctx context.Context, runner *command.Runner, args []string, getenv func
 		fmt.Fprintf(stderr, "Usage: k8s-bench [flags]\n\nMeasures k8s/ on the test cluster, or on the cluster KUBECONFIG names, in namespace %s.\n\n", ns)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return badUsage{err}
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "k8s-bench: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return badUsage{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := cli.Parse(fs, args, stderr); err != nil {
+		return err
 	}
 	if o.rounds < 1 || o.conc < 1 || o.duration <= 0 {
 		fmt.Fprintln(stderr, "k8s-bench: --rounds, --concurrency and --duration must be positive")
-		return badUsage{errors.New("--rounds, --concurrency and --duration must be positive")}
+		return cli.Usage(errors.New("--rounds, --concurrency and --duration must be positive"))
 	}
 	root, err := filepath.Abs(o.root)
 	if o.root == "" {

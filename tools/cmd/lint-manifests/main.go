@@ -7,15 +7,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
-	"syscall"
 
+	"scalable-app/tools/internal/cli"
 	"scalable-app/tools/internal/command"
 	kubectlpkg "scalable-app/tools/internal/kubectl"
 	"scalable-app/tools/internal/repo"
@@ -24,25 +22,10 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	var bad badUsage
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return
-	case errors.As(err, &bad):
-		stop()
-		os.Exit(2) // run has printed what is wrong, and the usage
-	default:
-		stop()
-		fmt.Fprintln(os.Stderr, "lint-manifests:", err)
-		os.Exit(1)
-	}
+	cli.Main("lint-manifests", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
-
-// badUsage is a command line the flags reject: exit status 2, as for flag.ExitOnError.
-type badUsage struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("lint-manifests", flag.ContinueOnError)
@@ -52,16 +35,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "Usage: lint-manifests [--root DIR]\n\nLints k8s/*.yaml and the rendered overlays with kube-score (settings: k8s/kube-score.conf).\nNeeds Go and kubectl (with kustomize built in), no cluster.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return badUsage{err}
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "lint-manifests: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return badUsage{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := cli.Parse(fs, args, stderr); err != nil {
+		return err
 	}
 	if *root == "" {
 		var err error

@@ -5,31 +5,27 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"scalable-app/tools/ci/workflows"
+	"scalable-app/tools/internal/cli"
 	"scalable-app/tools/internal/command"
 	"scalable-app/tools/internal/repo"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if len(os.Args) > 1 {
-		fmt.Fprintln(os.Stderr, "usage: lint-workflows (from the repository; lints .github/workflows with actionlint "+workflows.Actionlint.Version+")")
-		os.Exit(2)
-	}
-	root, err := repo.Root()
-	if err == nil {
+	cli.Main("lint-workflows", func(ctx context.Context) error {
+		if len(os.Args) > 1 {
+			fmt.Fprintln(os.Stderr, "usage: lint-workflows (from the repository; lints .github/workflows with actionlint "+workflows.Actionlint.Version+")")
+			return cli.Usage(errors.New("no arguments expected"))
+		}
+		root, err := repo.Root()
+		if err != nil {
+			return err
+		}
 		logf := func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) }
-		err = workflows.Lint(ctx, command.New(command.OS{}, os.Stderr), root, logf)
-	}
-	if err != nil {
-		stop()
-		fmt.Fprintln(os.Stderr, "lint-workflows:", err)
-		os.Exit(1)
-	}
+		return workflows.Lint(ctx, command.New(command.OS{}, os.Stderr), root, logf)
+	})
 }

@@ -9,17 +9,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"scalable-app/tools/ci/scan"
 	"scalable-app/tools/ci/scan/vulndb"
+	"scalable-app/tools/internal/cli"
 	"scalable-app/tools/internal/command"
 	"scalable-app/tools/internal/kubectl"
 	"scalable-app/tools/internal/repo"
@@ -27,25 +25,10 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	var bad badUsage
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return
-	case errors.As(err, &bad):
-		stop()
-		os.Exit(2) // run has printed what is wrong, and the usage
-	default:
-		stop()
-		fmt.Fprintln(os.Stderr, "scan:", err)
-		os.Exit(1)
-	}
+	cli.Main("scan", func(ctx context.Context) error {
+		return run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	})
 }
-
-// badUsage is a command line the flags reject: exit status 2.
-type badUsage struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("scan", flag.ContinueOnError)
@@ -63,20 +46,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"Needs Go, Docker (the image) and kubectl (renders the overlays; no cluster).\n\n", scan.ConfigPath, scan.IgnorePath)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return badUsage{err}
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "scan: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return badUsage{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := cli.Parse(fs, args, stderr); err != nil {
+		return err
 	}
 	if err := scan.ValidThreshold(*failOn); err != nil {
 		fmt.Fprintln(stderr, "scan:", err)
-		return badUsage{err}
+		return cli.Usage(err)
 	}
 	if *root == "" {
 		var err error
