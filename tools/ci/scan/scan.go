@@ -7,11 +7,13 @@
 package scan
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,23 +150,18 @@ func govulncheck(ctx context.Context, o Options, s Scanners, mode, target, dir s
 // whose code is called (a trace that reaches a function) are findings; the
 // others are counted.
 func ParseGovulncheck(b []byte) ([]Finding, int, error) {
+	type entry struct {
+		ID, Summary string
+		Aliases     []string
+	}
 	type frame struct{ Module, Version, Package, Function string }
-	var (
-		entries = map[string]struct {
-			Summary string
-			Aliases []string
-		}{}
-		called  = map[string]Finding{}
-		unreach = map[string]bool{}
-		order   []string
-		dec     = json.NewDecoder(strings.NewReader(string(b)))
-	)
+	entries := map[string]entry{}
+	var called []Finding // in the order govulncheck reports them
+	unreached := map[string]bool{}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	for dec.More() {
 		var msg struct {
-			OSV *struct {
-				ID, Summary string
-				Aliases     []string
-			}
+			OSV     *entry
 			Finding *struct {
 				OSV   string
 				Trace []frame
@@ -175,30 +172,22 @@ func ParseGovulncheck(b []byte) ([]Finding, int, error) {
 		}
 		switch {
 		case msg.OSV != nil:
-			entries[msg.OSV.ID] = struct {
-				Summary string
-				Aliases []string
-			}{msg.OSV.Summary, msg.OSV.Aliases}
+			entries[msg.OSV.ID] = *msg.OSV
 		case msg.Finding != nil && len(msg.Finding.Trace) > 0:
 			id, top := msg.Finding.OSV, msg.Finding.Trace[0]
-			if top.Function == "" {
-				unreach[id] = true
-				continue
-			}
-			if _, seen := called[id]; !seen {
-				order = append(order, id)
-				called[id] = Finding{ID: id, Where: top.Module + "@" + top.Version + " " + top.Package + "." + top.Function}
+			switch {
+			case top.Function == "":
+				unreached[id] = true
+			case !slices.ContainsFunc(called, func(f Finding) bool { return f.ID == id }):
+				called = append(called, Finding{ID: id, Where: top.Module + "@" + top.Version + " " + top.Package + "." + top.Function})
 			}
 		}
 	}
-	var out []Finding
-	for _, id := range order {
-		f := called[id]
-		f.Title, f.Aliases = entries[id].Summary, entries[id].Aliases
-		out = append(out, f)
-		delete(unreach, id)
+	for i, f := range called {
+		called[i].Title, called[i].Aliases = entries[f.ID].Summary, entries[f.ID].Aliases
+		delete(unreached, f.ID)
 	}
-	return out, len(unreach), nil
+	return called, len(unreached), nil
 }
 
 // TrivyImage scans the production image, saved from Docker, for

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"scalable-app/tools/internal/gomod"
 )
 
 // govulncheck reports a vulnerability once per level it reaches (module,
@@ -121,13 +123,13 @@ func TestConfig(t *testing.T) {
 }
 
 // The database builder's module must use the trivy-db the pinned Trivy
-// requires; requiredVersion reads both go.mod files.
-func TestRequiredVersion(t *testing.T) {
-	v, err := requiredVersion(filepath.Join("trivydb", "go.mod"), trivyDBMod)
+// requires; gomod.Required reads both go.mod files.
+func TestBuilderRequiresTrivyDB(t *testing.T) {
+	v, err := gomod.Required(filepath.Join("trivydb", "go.mod"), trivyDBMod)
 	if err != nil || !strings.HasPrefix(v, "v0.0.0-") {
-		t.Fatalf("requiredVersion(trivydb/go.mod) = %q, %v", v, err)
+		t.Fatalf("gomod.Required(trivydb/go.mod) = %q, %v", v, err)
 	}
-	if _, err := requiredVersion(filepath.Join("trivydb", "go.mod"), "example.com/none"); err == nil {
+	if _, err := gomod.Required(filepath.Join("trivydb", "go.mod"), "example.com/none"); err == nil {
 		t.Error("a module that is not required was found")
 	}
 }

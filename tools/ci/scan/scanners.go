@@ -128,12 +128,12 @@ func trivyDBBuilder(ctx context.Context, run *command.Runner, root string, cfg C
 	if err != nil {
 		return "", "", err
 	}
-	want, err := requiredVersion(filepath.Join(trivyDir, "go.mod"), trivyDBMod)
+	want, err := gomod.Required(filepath.Join(trivyDir, "go.mod"), trivyDBMod)
 	if err != nil {
 		return "", "", err
 	}
 	src := filepath.Join(root, builderDir)
-	got, err := requiredVersion(filepath.Join(src, "go.mod"), trivyDBMod)
+	got, err := gomod.Required(filepath.Join(src, "go.mod"), trivyDBMod)
 	if err != nil {
 		return "", "", err
 	}
@@ -168,19 +168,4 @@ func trivyDBBuilder(ctx context.Context, run *command.Runner, root string, cfg C
 		return err
 	})
 	return bin, want, err
-}
-
-// requiredVersion reads the version of module in a go.mod's require lines.
-func requiredVersion(goMod, module string) (string, error) {
-	b, err := os.ReadFile(goMod)
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", goMod, err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
-		if len(f) >= 2 && f[0] == module {
-			return f[1], nil
-		}
-	}
-	return "", fmt.Errorf("%s does not require %s", goMod, module)
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"scalable-app/tools/internal/command"
 )
@@ -33,4 +34,19 @@ func Download(ctx context.Context, run *command.Runner, module, version string) 
 		return "", fmt.Errorf("download %s@%s: `go mod download -json` named no directory: %.200s", module, version, out)
 	}
 	return m.Dir, nil
+}
+
+// Required reads the version of module in the require lines of a go.mod file.
+func Required(goMod, module string) (string, error) {
+	b, err := os.ReadFile(goMod)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", goMod, err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 && f[0] == module {
+			return f[1], nil
+		}
+	}
+	return "", fmt.Errorf("%s does not require %s", goMod, module)
 }

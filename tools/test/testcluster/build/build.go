@@ -22,6 +22,7 @@ import (
 	"scalable-app/tools/internal/aptget"
 	"scalable-app/tools/internal/cachedir"
 	"scalable-app/tools/internal/command"
+	"scalable-app/tools/internal/gomod"
 	"scalable-app/tools/test/testcluster/images"
 )
 
@@ -71,7 +72,7 @@ func (b Builder) Kubernetes(ctx context.Context, dir, version string) error {
 	if err != nil {
 		return err
 	}
-	if got := requiredVersion(mod, "k8s.io/kubernetes"); got != version {
+	if got, _ := gomod.Required(filepath.Join(mod, "go.mod"), "k8s.io/kubernetes"); got != version {
 		return fmt.Errorf("build module %s requires k8s.io/kubernetes %s, harness wants %s", mod, got, version)
 	}
 	major, minor, _ := strings.Cut(strings.TrimPrefix(version, "v"), ".")
@@ -105,7 +106,7 @@ func (b Builder) Traefik(ctx context.Context, dir, version, ref string) error {
 	if err != nil {
 		return err
 	}
-	if got := requiredVersion(mod, "github.com/traefik/traefik/v3"); got != version {
+	if got, _ := gomod.Required(filepath.Join(mod, "go.mod"), "github.com/traefik/traefik/v3"); got != version {
 		return fmt.Errorf("build module %s requires traefik %s, harness wants %s", mod, got, version)
 	}
 	ld := "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=" + version
@@ -238,19 +239,4 @@ func (b Builder) Pause(ctx context.Context, dir, ref string) error {
 		}
 		return images.WriteArchive(filepath.Join(tmp, "pause.tar"), ref, bin)
 	})
-}
-
-// requiredVersion reads the version of module path required by mod's go.mod.
-func requiredVersion(mod, path string) string {
-	b, err := os.ReadFile(filepath.Join(mod, "go.mod"))
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "require "))
-		if len(f) >= 2 && f[0] == path {
-			return f[1]
-		}
-	}
-	return ""
 }
