@@ -18,7 +18,7 @@ export GOTOOLCHAIN ?= auto
 # from the repository root, so Ctrl-C reaches the tool and not `go run`.
 TOOL = bin/tools
 
-.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images scan vulndb-update test-scan bench bench-db \
+.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images scan vulndb-update test-scan pipeline registry-down e2e-pipeline bench bench-db \
 	cluster-up cluster-down cluster-load cluster-test \
 	e2e e2e-manifests e2e-database e2e-monitoring monitoring-gen lint-manifests e2e-devloop dev dev-local bench-reload FORCE
 
@@ -80,6 +80,15 @@ vulndb-update: $(TOOL)/scan ## move security/scan.conf's Go vulnerability databa
 test-scan: image ## the scanners proven on fixtures (a called vulnerable function, an insecure pod, a fake key), then the real tree clean (root: Docker)
 	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/scan
 
+pipeline: $(TOOL)/pipeline ## build, test, scan, sign, deploy to test, promote to prod: the local registry and the test cluster (root; PIPELINE_FLAGS=--help)
+	$(TOOL)/pipeline $(PIPELINE_FLAGS)
+
+registry-down: $(TOOL)/pipeline ## stop the pipeline's registry (localhost:5001) and remove its images
+	$(TOOL)/pipeline registry down
+
+e2e-pipeline: $(TOOL)/pipeline ## the pipeline proven on the test cluster: two releases promoted under load, a broken one rolled back, an unsigned digest refused
+	cd tools && go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/pipeline
+
 bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)
 	$(TOOL)/httpbench
 
@@ -98,7 +107,7 @@ cluster-load: $(TOOL)/testcluster ## load a local docker image into the test clu
 cluster-test: ## the test cluster's smoke suite (root; kills, stops and restarts the cluster, leaves it up)
 	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/cluster
 
-e2e: e2e-manifests e2e-database e2e-monitoring e2e-devloop ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
+e2e: e2e-manifests e2e-database e2e-monitoring e2e-devloop e2e-pipeline ## every end-to-end suite against the cluster (KUBECONFIG or the test cluster)
 
 e2e-manifests: image ## k8s/ proven on a real cluster: the test cluster, or KUBECONFIG's (e.g. minikube)
 	cd tools && go test -tags e2e -count=1 -v -timeout 30m ./test/e2e/manifests

@@ -19,9 +19,7 @@ import (
 	"scalable-app/tools/ci/scan/vulndb"
 	"scalable-app/tools/internal/cli"
 	"scalable-app/tools/internal/command"
-	"scalable-app/tools/internal/kubectl"
 	"scalable-app/tools/internal/repo"
-	"scalable-app/tools/test/testcluster"
 )
 
 func main() {
@@ -67,33 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *update {
 		return updateVulnDB(ctx, runner, filepath.Join(*root, scan.ConfigPath), stdout)
 	}
-	cfg, err := scan.ReadConfig(filepath.Join(*root, scan.ConfigPath))
-	if err != nil {
-		return err
-	}
-	kc, err := kubectl.Find(testcluster.ConfigFromEnv(os.Getenv).KubectlPath())
-	if err != nil {
-		return err
-	}
-	if _, err := runner.Output(ctx, "look up the image to scan", "docker", "image", "inspect", "--format", "{{.Id}}", *image); err != nil {
-		return fmt.Errorf("%w\nbuild it with `make image`", err)
-	}
-	scanners, err := scan.Provide(ctx, runner, *root, cfg, logf)
-	if err != nil {
-		return err
-	}
-	logf("scanning offline with govulncheck %s and trivy %s; vulnerability data: %s@%s (%s)",
-		cfg.Govulncheck, cfg.Trivy, vulndb.Module, cfg.VulnDB, scanners.DataDate.Format("2006-01-02"))
-	results, err := scan.Run(ctx, scan.Options{Root: *root, Image: *image, Binary: "/scalable-app", Out: *out, IgnoreFile: filepath.Join(*root, scan.IgnorePath), Run: runner,
-		Kubectl: kubectl.Kubectl{Run: runner, Bin: kc}, Logf: logf}, scanners)
-	if err != nil {
-		return err
-	}
-	if n := scan.Summarize(stdout, results, *failOn, *out); n > 0 {
-		return fmt.Errorf("%d findings fail (--fail-on %s)", n, *failOn)
-	}
-	fmt.Fprintln(stdout, "\nno failing finding")
-	return nil
+	return scan.Check(ctx, scan.CheckOptions{Root: *root, Image: *image, Out: *out, FailOn: *failOn, Run: runner, Stdout: stdout, Logf: logf})
 }
 
 // updateVulnDB asks the module proxy for the newest golang.org/x/vulndb and

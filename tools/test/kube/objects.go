@@ -13,9 +13,10 @@ type Pod struct {
 	Name, Namespace, IP, Node, Phase string
 	UID                              string // tells a recreated pod of the same name apart
 	Ready                            bool
-	Restarts                         int    // container restarts, summed over its containers
-	Terminating                      bool   // deletion requested
-	ReplicaSet                       string // owning ReplicaSet, if any
+	Restarts                         int      // container restarts, summed over its containers
+	Terminating                      bool     // deletion requested
+	ReplicaSet                       string   // owning ReplicaSet, if any
+	ImageIDs                         []string // what each container runs: the digest containerd pulled or loaded
 	Labels                           map[string]string
 }
 
@@ -43,7 +44,8 @@ type podList struct {
 				Status string `json:"status"`
 			} `json:"conditions"`
 			ContainerStatuses []struct {
-				RestartCount int `json:"restartCount"`
+				RestartCount int    `json:"restartCount"`
+				ImageID      string `json:"imageID"`
 			} `json:"containerStatuses"`
 		} `json:"status"`
 	} `json:"items"`
@@ -68,6 +70,7 @@ func (k Kubectl) Pods(ctx context.Context, ns, selector string) ([]Pod, error) {
 		}
 		for _, c := range it.Status.ContainerStatuses {
 			p.Restarts += c.RestartCount
+			p.ImageIDs = append(p.ImageIDs, c.ImageID)
 		}
 		for _, c := range it.Status.Conditions {
 			if c.Type == "Ready" && c.Status == "True" {

@@ -364,6 +364,16 @@ func Get(ctx context.Context, t Target) (Reply, error) {
 	return c.Do(ctx)
 }
 
+// Send sends r to t on a fresh connection, never retried.
+func Send(ctx context.Context, t Target, r Request) (Reply, error) {
+	c, err := NewClient(t, Fresh)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer c.Close()
+	return c.Send(ctx, r)
+}
+
 // errorKind names a failure for counting: its phase and its cause, without
 // the addresses and ports that would make every error unique.
 func errorKind(err error) string {

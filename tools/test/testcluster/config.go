@@ -46,6 +46,10 @@ type Config struct {
 	KubeProxyHealthzPort  int
 	IngressNodePort       int // Traefik's web entry point, on 127.0.0.1 and NodeIP
 
+	// Registry is a plain-HTTP registry on this machine that containerd
+	// pulls from (kind's local-registry convention; the pipeline's).
+	Registry string
+
 	CgroupRoot string // kubelet's cgroup root, a child of every cgroup v1 hierarchy
 
 	// Host directories the CRI plugin and kubelet write to outside the
@@ -105,6 +109,8 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		KubeProxyMetricsPort:  11249,
 		KubeProxyHealthzPort:  11256,
 		IngressNodePort:       30080,
+
+		Registry: "localhost:5001",
 
 		CgroupRoot: "scalable-testcluster",
 

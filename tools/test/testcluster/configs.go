@@ -62,5 +62,19 @@ func (c Config) writeConfigs() error {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
+	return c.writeRegistryHosts()
+}
+
+// writeRegistryHosts tells containerd that c.Registry speaks plain HTTP, as
+// kind's local registry does; other registries keep containerd's defaults.
+func (c Config) writeRegistryHosts() error {
+	dir := filepath.Join(c.StateDir, "containerd", "certs.d", c.Registry)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create containerd's registry config dir: %w", err)
+	}
+	hosts := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", c.Registry)
+	if err := os.WriteFile(filepath.Join(dir, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+		return fmt.Errorf("write containerd's hosts.toml for %s: %w", c.Registry, err)
+	}
 	return nil
 }
