@@ -5,6 +5,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 IMAGE    ?= scalable-app:latest
+ENV      ?= test
 # Seconds of fuzzing in `make test`; `make fuzz` runs longer.
 FUZZTIME ?= 10s
 
@@ -18,7 +19,7 @@ export GOTOOLCHAIN ?= auto
 # from the repository root, so Ctrl-C reaches the tool and not `go run`.
 TOOL = bin/tools
 
-.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images scan vulndb-update test-scan pipeline registry-down e2e-pipeline bench bench-db \
+.PHONY: help run build test test-service test-tools fuzz lint base-image image test-image postgres-image test-postgres-image monitoring-images scan vulndb-update test-scan pipeline deploy registry-down e2e-pipeline bench bench-db \
 	cluster-up cluster-down cluster-load cluster-test \
 	e2e e2e-manifests e2e-database e2e-monitoring monitoring-gen lint-manifests e2e-devloop dev dev-local bench-reload FORCE
 
@@ -82,6 +83,9 @@ test-scan: image ## the scanners proven on fixtures (a called vulnerable functio
 
 pipeline: $(TOOL)/pipeline ## build, test, scan, sign, deploy to test, promote to prod: the local registry and the test cluster (root; PIPELINE_FLAGS=--help)
 	$(TOOL)/pipeline $(PIPELINE_FLAGS)
+
+deploy: $(TOOL)/pipeline ## one signed digest into an environment, verified, smoke-tested, rolled back on failure: make deploy ENV=test REF=<image>@sha256:... (DEPLOY_FLAGS=--help)
+	$(TOOL)/pipeline deploy --env $(ENV) $(DEPLOY_FLAGS) $(REF)
 
 registry-down: $(TOOL)/pipeline ## stop the pipeline's registry (localhost:5001) and remove its images
 	$(TOOL)/pipeline registry down

@@ -54,7 +54,7 @@ func (d *Deployer) Deploy(ctx context.Context, env Env, ref ImageRef, underLoad 
 	if err := d.Signer.Verify(ctx, ref.String()); err != nil {
 		return res, fmt.Errorf("deploy %s refused: %w", env.Name, err)
 	}
-	d.logf("signature of %s verified (%s)", ref.Digest, d.Signer.Keys.Public)
+	d.logf("signature of %s verified (%s)", ref.Digest, d.Signer.Verifier())
 	k := d.Target.Kubectl
 	if env == Prod {
 		if err := d.passedTest(ctx, ref); err != nil {

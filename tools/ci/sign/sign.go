@@ -48,6 +48,24 @@ type Signer struct {
 	Bin  string // cosign
 	Run  *command.Runner
 	Keys Keys
+	// Keyless, when set, verifies Sigstore keyless signatures (the GitHub
+	// workflow's) instead of the key pair's.
+	Keyless *Identity
+}
+
+// Identity is who must have signed keylessly: the workflow's identity in
+// its Fulcio certificate, and the OIDC issuer that vouched for it.
+type Identity struct {
+	SubjectRegexp string // e.g. ^https://github.com/OWNER/REPO/\.github/workflows/ci\.yml@refs/heads/main$
+	Issuer        string // https://token.actions.githubusercontent.com
+}
+
+// Verifier says what a signature is checked against, for messages.
+func (s Signer) Verifier() string {
+	if s.Keyless != nil {
+		return "keyless, " + s.Keyless.SubjectRegexp
+	}
+	return s.Keys.Public
 }
 
 // EnsureKeys returns the key pair in dir, generating it on first use with
@@ -104,16 +122,21 @@ func (s Signer) Sign(ctx context.Context, ref string) error {
 	return err
 }
 
-// ErrNotSigned is a digest with no valid signature by the public key.
+// ErrNotSigned is a digest with no valid signature by the pipeline's key
+// (or keyless identity).
 var ErrNotSigned = errors.New("not signed by the pipeline's key")
 
 // Verify checks that ref carries a signature by the public key. A digest
 // unsigned, or signed by another key, is ErrNotSigned.
 func (s Signer) Verify(ctx context.Context, ref string) error {
 	args := append([]string{"verify", "--key", s.Keys.Public, "--insecure-ignore-tlog=true", "--output", "json"}, offline...)
+	if s.Keyless != nil {
+		// Online: the certificate chain and the transparency log are checked.
+		args = []string{"verify", "--certificate-identity-regexp", s.Keyless.SubjectRegexp, "--certificate-oidc-issuer", s.Keyless.Issuer, "--output", "json"}
+	}
 	_, err := s.Run.Exec(ctx, command.Cmd{What: "verify the signature of " + ref, Name: s.Bin, Args: append(args, ref)})
 	if err != nil {
-		return fmt.Errorf("%s: %w (%s): %w", ref, ErrNotSigned, s.Keys.Public, err)
+		return fmt.Errorf("%s: %w (%s): %w", ref, ErrNotSigned, s.Verifier(), err)
 	}
 	return nil
 }

@@ -107,7 +107,10 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	runner := command.New(command.OS{}, cmdLog)
 	logf := func(f string, a ...any) { fmt.Fprintf(stdout, "  "+f+"\n", a...) }
 
-	d, err := c.deployer(ctx, runner, root, stdout, logf)
+	if err := upRegistry(ctx, runner, stdout); err != nil {
+		return err
+	}
+	d, err := c.deployer(ctx, runner, root, nil, stdout, logf)
 	if err != nil {
 		return err
 	}
@@ -133,6 +136,9 @@ func deploy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	c.flags(fs)
 	envName := fs.String("env", "test", "the environment: test or prod (prod takes only the digest test verified)")
 	underLoad := fs.Bool("under-load", false, "deploy under a load through the Ingress that must see no failed request")
+	var id sign.Identity
+	fs.StringVar(&id.SubjectRegexp, "certificate-identity-regexp", "", "verify a keyless (Sigstore) signature whose certificate names this identity, instead of --key-dir's key (the GitHub workflow's deploy jobs)")
+	fs.StringVar(&id.Issuer, "certificate-oidc-issuer", "https://token.actions.githubusercontent.com", "the OIDC issuer of a keyless signature")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: pipeline deploy [flags] IMAGE@DIGEST\n\nVerifies the digest's signature, applies the environment's overlay pinned to it,\nwaits for the rollout and smoke-tests it; a failure puts the previous image back.\n\n")
 		fs.PrintDefaults()
@@ -166,7 +172,17 @@ func deploy(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	runner := command.New(command.OS{}, io.Discard)
 	logf := func(f string, a ...any) { fmt.Fprintf(stdout, "  "+f+"\n", a...) }
-	d, err := c.deployer(ctx, runner, root, stdout, logf)
+	if strings.HasPrefix(ref.Name, registry.Name+"/") {
+		// The cluster pulls it from the local registry.
+		if err := upRegistry(ctx, runner, stdout); err != nil {
+			return err
+		}
+	}
+	var keyless *sign.Identity
+	if id.SubjectRegexp != "" {
+		keyless = &id
+	}
+	d, err := c.deployer(ctx, runner, root, keyless, stdout, logf)
 	if err != nil {
 		return err
 	}
@@ -204,24 +220,27 @@ func (c *common) rootDir() (string, error) {
 	return repo.Root()
 }
 
-// deployer provides what a deploy needs: the registry, cosign and its keys,
-// and the cluster.
-func (c *common) deployer(ctx context.Context, runner *command.Runner, root string, stdout io.Writer, logf func(string, ...any)) (*pipeline.Deployer, error) {
-	reg := registry.New(runner, stdout)
-	started, err := reg.Up(ctx)
-	if err != nil {
-		return nil, err
-	}
+// upRegistry starts the local registry unless one answers.
+func upRegistry(ctx context.Context, runner *command.Runner, stdout io.Writer) error {
+	started, err := registry.New(runner, stdout).Up(ctx)
 	if started {
 		fmt.Fprintln(stdout, "  (it keeps running for the cluster's pulls: `make registry-down` stops it)")
 	}
+	return err
+}
+
+// deployer provides what a deploy needs: cosign and its keys (none for a
+// keyless verification), and the cluster.
+func (c *common) deployer(ctx context.Context, runner *command.Runner, root string, keyless *sign.Identity, stdout io.Writer, logf func(string, ...any)) (*pipeline.Deployer, error) {
 	cosign, err := gotool.Build(ctx, runner, sign.Cosign, logf)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := sign.EnsureKeys(ctx, runner, cosign, c.keyDir)
-	if err != nil {
-		return nil, err
+	var keys sign.Keys
+	if keyless == nil {
+		if keys, err = sign.EnsureKeys(ctx, runner, cosign, c.keyDir); err != nil {
+			return nil, err
+		}
 	}
 	target, err := kube.Detect(ctx, runner, os.Getenv, root, logf)
 	if err != nil {
@@ -229,6 +248,6 @@ func (c *common) deployer(ctx context.Context, runner *command.Runner, root stri
 	}
 	return &pipeline.Deployer{
 		Root: root, Target: target, Greeting: c.greeting, RolloutTimeout: c.rolloutTimeout, Log: stdout,
-		Signer: sign.Signer{Bin: cosign, Run: runner, Keys: keys},
+		Signer: sign.Signer{Bin: cosign, Run: runner, Keys: keys, Keyless: keyless},
 	}, nil
 }
