@@ -173,18 +173,21 @@ func flaskServers(dir string) ([]httpbench.Target, error) {
 func report(w io.Writer, o options, pinning string, m *httpbench.Best, goTargets, flaskTargets []httpbench.Target) {
 	fmt.Fprintf(w, "%d keep-alive clients (raw HTTP/1.1, no retries) back to back, %s per run, %s; best of %d runs for the Go servers.\n\n",
 		o.conns, o.duration, pinning, o.rounds)
-	fmt.Fprintln(w, "| server | req/s | p50 | p99 | idle RSS | peak RSS | failed |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| server | req/s | p50 | p99 | server CPU/req | idle RSS | peak RSS | failed |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range m.Results() {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f MB | %.1f MB | %d |\n", r.Name, r.RPS,
-			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond),
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %.1f MB | %.1f MB | %d |\n", r.Name, r.RPS,
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), float64(r.CPUPerRequest.Nanoseconds())/1000,
 			float64(r.IdleRSSKiB)/1024, float64(r.PeakRSSKiB)/1024, r.Failed)
 	}
 	app, bare := m.Of(goTargets[0].Name), m.Of(goTargets[1].Name)
 	noLog, hardBare := m.Of(goTargets[2].Name), m.Of(goTargets[3].Name)
 	fmt.Fprintf(w, "\nRatio scalable-app / bare net/http: **%.2f** (target at least 0.90).\n", app.RPS/bare.RPS)
 	scraped := m.Of(goTargets[4].Name)
-	fmt.Fprintf(w, "Ratio scalable-app scraped every 5 s / not scraped: **%.2f** (monitoring's cost; within the run-to-run noise when about 1).\n", scraped.RPS/app.RPS)
+	fmt.Fprintf(w, "Ratio scalable-app scraped every 5 s / not scraped: **%.2f** in req/s, %.2f in server CPU per request (monitoring's cost, with the run-to-run noise of both).\n",
+		scraped.RPS/app.RPS, float64(scraped.CPUPerRequest)/float64(app.CPUPerRequest))
+	fmt.Fprintf(w, "One scrape costs the server **%s** of CPU (measured on 200 scrapes; a request costs %s): every 5 s, **%.3f%%** of the one CPU it is pinned to, so at most that share of its throughput.\n",
+		scraped.CPUPerScrape.Round(time.Microsecond), app.CPUPerRequest.Round(100*time.Nanosecond), 100*scraped.CPUPerScrape.Seconds()/5)
 	fmt.Fprintf(w, "Where the gap goes: timeouts alone %.2f of bare; metrics and headers on top of them %.2f; access log on top of those %.2f.\n",
 		hardBare.RPS/bare.RPS, noLog.RPS/hardBare.RPS, app.RPS/noLog.RPS)
 	for _, t := range flaskTargets {

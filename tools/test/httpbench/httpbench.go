@@ -49,6 +49,13 @@ type Result struct {
 	PeakRSSKiB int
 	Failed     int // requests without the wanted status: other statuses and no answer
 	Report     load.Report
+	// CPUPerRequest is the server's CPU time (all its threads and
+	// children) during the load, divided by the requests answered: a cost
+	// that, unlike req/s, hardly moves with the machine's other work.
+	CPUPerRequest time.Duration
+	// CPUPerScrape is the server's CPU time for one fetch of Scrape,
+	// measured on 200 fetches before the load.
+	CPUPerScrape time.Duration
 }
 
 // Load configures the generator.
@@ -113,8 +120,12 @@ func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.
 	fmt.Fprintf(log, "  %s, %s: %d keep-alive clients for %s\n", t.Name, what, l.Connections, l.Duration)
 	var scrapes <-chan scrapeCount
 	if t.Scrape != "" {
+		if res.CPUPerScrape, err = scrapeCost(ctx, p.Pid(), load.Target{URL: t.Scrape}, 200); err != nil {
+			return Result{}, fmt.Errorf("%s: %w", t.Name, err)
+		}
 		scrapes = scrape(ctx, load.Target{URL: t.Scrape}, t.ScrapeEvery, l.Duration)
 	}
+	cpuBefore := treeCPU(p.Pid())
 	rep, err := load.Generate(ctx, load.Options{Target: target, KeepAlive: l.Connections, Duration: l.Duration,
 		Request: l.Request, WantStatus: l.WantStatus})
 	if err != nil {
@@ -126,6 +137,9 @@ func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.
 			return Result{}, fmt.Errorf("%s: %d scrapes of %s answered, %d failed", t.Name, n.ok, t.Scrape, n.failed)
 		}
 		fmt.Fprintf(log, "    %d scrapes of %s, every %s, %d bytes each\n", n.ok, t.Scrape, t.ScrapeEvery, n.bytes/n.ok)
+	}
+	if rep.OK > 0 {
+		res.CPUPerRequest = (treeCPU(p.Pid()) - cpuBefore) / time.Duration(rep.OK)
 	}
 	res.PeakRSSKiB = treeRSS(p.Pid(), "VmHWM")
 	res.RPS, res.P50, res.P99, res.Failed, res.Report = rep.Rate(), rep.Latency.P50, rep.Latency.P99, rep.Failed(), rep
@@ -205,6 +219,40 @@ func waitServing(ctx context.Context, t load.Target, within time.Duration) error
 
 // treeRSS sums a /proc/PID/status memory field (VmRSS or VmHWM, in KiB)
 // over pid and its descendants: gunicorn serves from worker processes.
+// scrapeCost fetches url n times, one after the other, and returns the
+// server's CPU time per fetch.
+func scrapeCost(ctx context.Context, pid int, url load.Target, n int) (time.Duration, error) {
+	before := treeCPU(pid)
+	for i := range n {
+		rep, err := load.Get(ctx, url)
+		if err != nil || rep.Status != http.StatusOK {
+			return 0, fmt.Errorf("scrape %d of %s: status %d, %v", i+1, url.URL, rep.Status, err)
+		}
+	}
+	return (treeCPU(pid) - before) / time.Duration(n), nil
+}
+
+// treeCPU is the CPU time the process tree under pid has used: the sum of
+// its threads' run time from /proc/PID/task/TID/schedstat (nanoseconds,
+// unlike the clock ticks of /proc/PID/stat).
+func treeCPU(pid int) time.Duration {
+	var total time.Duration
+	for _, p := range descendants(pid) {
+		tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(p), "task", "*", "schedstat"))
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			if fields := strings.Fields(string(b)); len(fields) > 0 {
+				ns, _ := strconv.ParseInt(fields[0], 10, 64)
+				total += time.Duration(ns)
+			}
+		}
+	}
+	return total
+}
+
 func treeRSS(pid int, field string) int {
 	total := 0
 	for _, p := range descendants(pid) {
