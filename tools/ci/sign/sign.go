@@ -68,38 +68,50 @@ func (s Signer) Verifier() string {
 	return s.Keys.Public
 }
 
-// EnsureKeys returns the key pair in dir, generating it on first use with
-// a random password kept beside it (mode 0600). A pair of your own:
-// point Keys at it and set COSIGN_PASSWORD.
+// EnsureKeys returns the key pair in dir. A key there is used as it is,
+// with the password in cosign.password beside it or else in
+// COSIGN_PASSWORD; it is never replaced. An empty dir gets a new pair and
+// a random password, in cosign.password (mode 0600).
 func EnsureKeys(ctx context.Context, run *command.Runner, bin, dir string) (Keys, error) {
 	k := Keys{Private: filepath.Join(dir, "cosign.key"), Public: filepath.Join(dir, "cosign.pub")}
 	pwFile := filepath.Join(dir, "cosign.password")
-	if b, err := os.ReadFile(pwFile); err == nil {
-		if _, err := os.Stat(k.Private); err == nil {
-			k.Password = strings.TrimSpace(string(b))
-			return k, nil
+	if _, err := os.Stat(k.Private); err == nil {
+		if _, err := os.Stat(k.Public); err != nil {
+			return Keys{}, fmt.Errorf("%s has cosign.key but no cosign.pub: %w", dir, err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return Keys{}, fmt.Errorf("read the signing key's password: %w", err)
+		b, err := os.ReadFile(pwFile)
+		switch {
+		case err == nil:
+			k.Password = strings.TrimSpace(string(b))
+		case !errors.Is(err, os.ErrNotExist):
+			return Keys{}, fmt.Errorf("read the signing key's password: %w", err)
+		default:
+			pw, ok := os.LookupEnv("COSIGN_PASSWORD")
+			if !ok {
+				return Keys{}, fmt.Errorf("%s holds a key and no cosign.password: set COSIGN_PASSWORD to its password", dir)
+			}
+			k.Password = pw
+		}
+		return k, nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return Keys{}, fmt.Errorf("create the signing key's directory: %w", err)
 	}
-	os.Remove(k.Private)
-	os.Remove(k.Public)
 	pw := make([]byte, 24)
 	rand.Read(pw)
 	k.Password = hex.EncodeToString(pw)
+	// The password file first: a key never exists without it.
+	if err := os.WriteFile(pwFile, []byte(k.Password+"\n"), 0o600); err != nil {
+		return Keys{}, fmt.Errorf("keep the signing key's password: %w", err)
+	}
 	_, err := run.Exec(ctx, command.Cmd{
 		What: "generate the pipeline's signing key pair", Name: bin,
 		Args: []string{"generate-key-pair", "--output-key-prefix", filepath.Join(dir, "cosign")},
 		Env:  []string{"COSIGN_PASSWORD=" + k.Password},
 	})
 	if err != nil {
+		os.Remove(pwFile)
 		return Keys{}, err
-	}
-	if err := os.WriteFile(pwFile, []byte(k.Password+"\n"), 0o600); err != nil {
-		return Keys{}, fmt.Errorf("keep the signing key's password: %w", err)
 	}
 	return k, nil
 }
