@@ -181,7 +181,15 @@ func EnsureBuildx(ctx context.Context, r *command.Runner, log io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("install buildx: %w", err)
 	}
-	if err := os.WriteFile(pluginPath, bin, 0o755); err != nil {
+	// Written beside it and renamed into place: another build may be
+	// running the plugin right now (writing over it fails with "text file
+	// busy"), and a half-written plugin must never be found.
+	tmp := fmt.Sprintf("%s.partial-%d", pluginPath, os.Getpid())
+	if err := os.WriteFile(tmp, bin, 0o755); err != nil {
+		return fmt.Errorf("install buildx: %w", err)
+	}
+	if err := os.Rename(tmp, pluginPath); err != nil {
+		os.Remove(tmp)
 		return fmt.Errorf("install buildx: %w", err)
 	}
 	fmt.Fprintf(log, "installed %s in %s\n", pluginPath, time.Since(start).Round(time.Second))
