@@ -90,7 +90,7 @@ deploy: $(TOOL)/pipeline ## one signed digest into an environment, verified, smo
 registry-down: $(TOOL)/pipeline ## stop the pipeline's registry (localhost:5001) and remove its images
 	$(TOOL)/pipeline registry down
 
-e2e-pipeline: $(TOOL)/pipeline ## the pipeline proven on the test cluster: two releases promoted under load, a broken one rolled back, an unsigned digest refused
+e2e-pipeline: $(TOOL)/pipeline postgres-image monitoring-images ## the pipeline proven on the test cluster: two releases promoted under load, a broken one rolled back, an unsigned digest refused
 	cd tools && go test -tags e2e -count=1 -v -timeout 40m ./test/e2e/pipeline
 
 bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask app (Markdown report on stdout)

@@ -174,6 +174,13 @@ func (d *Deployer) rollBack(ctx context.Context, env Env, prev string, cause err
 	if err := d.rollOut(ctx, env, ref); err != nil {
 		return fmt.Errorf("%w; and the rollback to %s failed: %v", cause, prev, err)
 	}
+	if ref.Digest != "" {
+		// Done only when the failed pods are gone: until then they still
+		// serve, though the rollout is complete.
+		if err := d.smokePods(ctx, env, ref); err != nil {
+			return fmt.Errorf("%w; and after the rollback to %s: %v", cause, prev, err)
+		}
+	}
 	res.RolledBack = true
 	return fmt.Errorf("%w; %w to %s", cause, ErrRolledBack, prev)
 }
