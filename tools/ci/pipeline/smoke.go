@@ -80,6 +80,10 @@ func (d *Deployer) smokeGreeting(ctx context.Context, env Env) error {
 		func(ctx context.Context) (bool, string, error) {
 			rep, err := load.Get(ctx, target)
 			switch {
+			case err != nil && ctx.Err() != nil:
+				// The wait's own deadline cut this one short: the answer
+				// before it says more.
+				return false, "", nil
 			case err != nil:
 				last = err.Error()
 			case rep.Status != http.StatusOK:
