@@ -76,7 +76,16 @@ func (st *suite) testStep5KubePrometheusStackComponent(t *testing.T) {
 				t.Errorf("remove the %s CRD: %v", crd, err)
 			}
 		})
-		if _, err := k.Output(ctx, "wait", "--for=condition=Established", "--timeout=60s", "crd/"+crd+".monitoring.coreos.com"); err != nil {
+		// Polled, not `kubectl wait`: on a CRD created a moment ago, wait
+		// fails at once while .status.conditions is still empty.
+		err := kube.Poll(ctx, time.Minute, 250*time.Millisecond, "CRD "+crd+" Established", func(ctx context.Context) (bool, string, error) {
+			out, err := k.Output(ctx, "get", "crd/"+crd+".monitoring.coreos.com", "-o", `jsonpath={.status.conditions[?(@.type=="Established")].status}`)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return strings.TrimSpace(out) == "True", "Established=" + out, nil
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
