@@ -56,7 +56,7 @@ type Options struct {
 type StageResult struct {
 	Name   string
 	Took   time.Duration
-	Result string      // ok, skipped, FAILED, FAILED, rolled back, not run
+	Result string      // "ok", "skipped", "FAILED", "FAILED, rolled back" or "not run"; a load is added in brackets
 	Load   *LoadResult `json:",omitempty"`
 }
 
