@@ -140,14 +140,26 @@ func (d *Deployer) smokeAPI(ctx context.Context, env Env) error {
 	if err != nil {
 		return err
 	}
+	// The read may reach another replica whose pool is still connecting to
+	// the new database: a 503 there is the documented transient answer.
 	get := load.Target{URL: "http://" + d.Target.IngressAddr + "/api/messages/" + strconv.FormatInt(created.ID, 10), Host: env.Host}
-	rep, err := load.Get(ctx, get)
+	err = kube.Poll(ctx, d.RolloutTimeout, 500*time.Millisecond, fmt.Sprintf("GET /api/messages/%d through the Ingress", created.ID),
+		func(ctx context.Context) (bool, string, error) {
+			rep, err := load.Get(ctx, get)
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			var got struct{ Text string }
+			switch {
+			case rep.Status == http.StatusServiceUnavailable:
+				return false, "503 (the database is not ready yet)", nil
+			case rep.Status != http.StatusOK || json.Unmarshal([]byte(rep.Body), &got) != nil || got.Text != text:
+				return false, "", fmt.Errorf("GET /api/messages/%d: status %d, %.300s; want the text just posted", created.ID, rep.Status, rep.Body)
+			}
+			return true, "", nil
+		})
 	if err != nil {
-		return fmt.Errorf("GET the message back: %w", err)
-	}
-	var got struct{ Text string }
-	if rep.Status != http.StatusOK || json.Unmarshal([]byte(rep.Body), &got) != nil || got.Text != text {
-		return fmt.Errorf("GET /api/messages/%d: status %d, %.300s; want the text just posted", created.ID, rep.Status, rep.Body)
+		return err
 	}
 	d.logf("POST /api/messages -> %d (written by %s), read back through the Ingress", created.ID, created.Instance)
 	return nil
