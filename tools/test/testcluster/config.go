@@ -44,7 +44,7 @@ type Config struct {
 	SchedulerPort         int
 	KubeProxyMetricsPort  int
 	KubeProxyHealthzPort  int
-	IngressNodePort       int // Traefik's web entry point, on 127.0.0.1 and NodeIP
+	IngressPort           int // Traefik's web entry point, a port of the host (hostNetwork) on 127.0.0.1 and NodeIP, below the NodePort range
 
 	// Registry is a plain-HTTP registry on this machine that containerd
 	// pulls from (kind's local-registry convention; the pipeline's).
@@ -108,7 +108,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		SchedulerPort:         11259,
 		KubeProxyMetricsPort:  11249,
 		KubeProxyHealthzPort:  11256,
-		IngressNodePort:       30080,
+		IngressPort:           30080,
 
 		Registry: "localhost:5001",
 
@@ -199,5 +199,5 @@ func (c Config) APIServerURL() string {
 
 // IngressAddr is host:port of the ingress controller as seen from this machine.
 func (c Config) IngressAddr() string {
-	return "127.0.0.1:" + strconv.Itoa(c.IngressNodePort)
+	return "127.0.0.1:" + strconv.Itoa(c.IngressPort)
 }

@@ -62,7 +62,9 @@ func (c *Cluster) daemons() []daemon {
 			"--service-account-key-file=" + pki + "/sa.pub",
 			"--service-account-signing-key-file=" + pki + "/sa.key",
 			"--service-cluster-ip-range=" + cfg.ServiceCIDR,
-			"--service-node-port-range=30000-32767",
+			// Above the ingress controller's host port, so that no NodePort
+			// can take it over.
+			"--service-node-port-range=" + strconv.Itoa(cfg.IngressPort+1) + "-32767",
 			"--requestheader-client-ca-file=" + pki + "/front-proxy-ca.crt",
 			"--requestheader-allowed-names=front-proxy-client",
 			"--requestheader-username-headers=X-Remote-User",
