@@ -441,6 +441,11 @@ func (st *suite) refused(t *testing.T, ctx context.Context, env, ref, why string
 		t.Errorf("deploy --env %s %s failed without saying %q:\n%s", env, ref, why, out)
 		return
 	}
+	// Verification by key is offline: cosign must not have gone for
+	// Sigstore's trust data on the internet.
+	if strings.Contains(string(out), "TUF") {
+		t.Errorf("deploy --env %s %s: cosign reached for Sigstore's TUF repository:\n%s", env, ref, out)
+	}
 	t.Logf("deploy --env %s %s refused: %s", env, ref, strings.TrimSpace(string(out)))
 }
 
