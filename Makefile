@@ -99,7 +99,7 @@ bench: $(TOOL)/httpbench ## scalable-app vs bare net/http vs the seed's Flask ap
 bench-db: $(TOOL)/dbbench ## the guestbook API on PostgreSQL vs bare net/http + pgx vs Flask + psycopg2 (Markdown report on stdout)
 	$(TOOL)/dbbench
 
-cluster-up: $(TOOL)/testcluster ## start the real single-node Kubernetes test cluster, or report it up (root; first build 15-25 min, then ~12 s)
+cluster-up: $(TOOL)/testcluster ## start the real single-node Kubernetes test cluster, or report it up (root; first build about 15 min, then ~12 s)
 	$(TOOL)/testcluster up
 
 cluster-down: $(TOOL)/testcluster ## stop the test cluster and remove everything it created on the host (root)
