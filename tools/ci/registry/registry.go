@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -90,6 +91,10 @@ func (r *Registry) Up(ctx context.Context) (started bool, err error) {
 	if os.Geteuid() != 0 {
 		return false, fmt.Errorf("no registry answers at %s and starting one needs root (or start your own there)", Addr)
 	}
+	if c, err := net.DialTimeout("tcp", Addr, time.Second); err == nil {
+		c.Close()
+		return false, fmt.Errorf("%s is taken by a program that is not a registry: stop it (`ss -ltnp 'sport = :5001'` names it)", Addr)
+	}
 	bin, err := r.binary(ctx)
 	if err != nil {
 		return false, err
@@ -111,7 +116,7 @@ func (r *Registry) Up(ctx context.Context) (started bool, err error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for !Answers(ctx) {
 		if syscall.Kill(pid, 0) != nil {
-			return false, fmt.Errorf("the registry exited at start-up; its log: %s", r.LogPath())
+			return false, fmt.Errorf("the registry exited at start-up; its log, %s, ends:\n%s", r.LogPath(), logTail(r.LogPath()))
 		}
 		if time.Now().After(deadline) {
 			r.stop(pid)
@@ -222,4 +227,15 @@ health:
     interval: 10s
     threshold: 3
 `
+}
+
+// logTail is the end of a log, for an error message: the registry's state,
+// log included, may be removed before anyone reads the file.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "(" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return "  " + strings.Join(lines[max(0, len(lines)-10):], "\n  ")
 }
