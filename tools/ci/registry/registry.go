@@ -93,7 +93,7 @@ func (r *Registry) Up(ctx context.Context) (started bool, err error) {
 	}
 	if c, err := net.DialTimeout("tcp", Addr, time.Second); err == nil {
 		c.Close()
-		return false, fmt.Errorf("%s is taken by a program that is not a registry: stop it (`ss -ltnp 'sport = :5001'` names it)", Addr)
+		return false, fmt.Errorf("%s is taken by a program that is not a registry: stop it (`ss -ltnp` names it)", Addr)
 	}
 	bin, err := r.binary(ctx)
 	if err != nil {

@@ -45,6 +45,7 @@ type Config struct {
 	KubeProxyMetricsPort  int
 	KubeProxyHealthzPort  int
 	IngressPort           int // Traefik's web entry point, a port of the host (hostNetwork) on 127.0.0.1 and NodeIP, below the NodePort range
+	IngressHealthPort     int // Traefik's /ping, on NodeIP (ingress-nginx's health port)
 
 	// Registry is a plain-HTTP registry on this machine that containerd
 	// pulls from (kind's local-registry convention; the pipeline's).
@@ -109,6 +110,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		KubeProxyMetricsPort:  11249,
 		KubeProxyHealthzPort:  11256,
 		IngressPort:           30080,
+		IngressHealthPort:     10254,
 
 		Registry: "localhost:5001",
 

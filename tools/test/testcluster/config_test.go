@@ -44,7 +44,7 @@ func TestConfigDefaultsDoNotCollide(t *testing.T) {
 		"apiserver": c.APIServerPort, "etcd": c.EtcdClientPort, "etcd peer": c.EtcdPeerPort,
 		"kubelet": c.KubeletPort, "kubelet healthz": c.KubeletHealthzPort, "controller-manager": c.ControllerManagerPort,
 		"scheduler": c.SchedulerPort, "kube-proxy metrics": c.KubeProxyMetricsPort, "kube-proxy healthz": c.KubeProxyHealthzPort,
-		"ingress": c.IngressPort,
+		"ingress": c.IngressPort, "ingress health": c.IngressHealthPort,
 	} {
 		if other, dup := ports[p]; dup {
 			t.Errorf("port %d used by %s and %s", p, name, other)
