@@ -26,7 +26,10 @@ type Response struct {
 	Body     []byte
 }
 
-const insertMessage = `INSERT INTO messages (text, instance) VALUES ($1, $2) RETURNING id, text, created_at, instance`
+const (
+	insertMessage = `INSERT INTO messages (text, instance) VALUES ($1, $2) RETURNING id, text, created_at, instance`
+	listMessages  = `SELECT id, text, created_at, instance FROM messages WHERE id < $1 ORDER BY id DESC LIMIT $2`
+)
 
 // CreateMessage stores a message.
 func (s *Store) CreateMessage(ctx context.Context, text, instance string) (Message, error) {
@@ -93,9 +96,7 @@ func (s *Store) ListMessages(ctx context.Context, before int64, limit int) ([]Me
 	}
 	var list []Message
 	err := s.do(ctx, "list_messages", func(ctx context.Context) error {
-		rows, err := s.pool.Query(ctx,
-			`SELECT id, text, created_at, instance FROM messages WHERE id < $1 ORDER BY id DESC LIMIT $2`,
-			before, limit+1)
+		rows, err := s.pool.Query(ctx, listMessages, before, limit+1)
 		if err != nil {
 			return err
 		}

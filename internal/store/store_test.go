@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -329,5 +330,46 @@ func TestPoolMetrics(t *testing.T) {
 	want := "# HELP db_pool_max_connections Most connections the pool opens (DB_MAX_CONNS).\n# TYPE db_pool_max_connections gauge\ndb_pool_max_connections 3\n"
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "db_pool_max_connections"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestListIsNotReplanned: the pool's sessions use generic plans, so the
+// list query is planned once per connection rather than at every request
+// (see PoolConfig); a plan_cache_mode in the connection string wins.
+func TestListIsNotReplanned(t *testing.T) {
+	db := pg.NewDatabase(t)
+	auto, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := auto.Query()
+	q.Set("plan_cache_mode", "auto")
+	auto.RawQuery = q.Encode()
+	for _, c := range []struct {
+		url        string
+		wantCustom bool
+	}{{db, false}, {auto.String(), true}} {
+		// One connection, so the plan counts read are the list's session's.
+		s, err := store.Open(c.url, store.Config{MaxConns: 1, QueryTimeout: 5 * time.Second}, discard(), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		const lists = 10
+		for range lists {
+			if _, _, err := s.ListMessages(context.Background(), 0, 20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		generic, custom, err := store.ListPlans(context.Background(), s)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.wantCustom != (custom > 0) || generic+custom != lists {
+			t.Errorf("%s: %d lists, %d with the generic plan, %d planned anew", c.url, lists, generic, custom)
+		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"scalable-app/internal/store"
 )
 
 // The service's SQL, word for word (internal/store): the ceiling runs the
@@ -31,11 +33,10 @@ type bareMessage struct {
 // nothing else: no validation beyond decoding, no timeouts, no metrics, no
 // log. GET / answers 200 so that the benchmark sees it serving.
 func ServeBare(port int, dbURL string, maxConns int) error {
-	pc, err := pgxpool.ParseConfig(dbURL)
+	pc, err := store.PoolConfig(dbURL, maxConns) // the service's pool, setting for setting
 	if err != nil {
-		return fmt.Errorf("bare handler: database URL: %w", err)
+		return fmt.Errorf("bare handler: %w", err)
 	}
-	pc.MaxConns = int32(maxConns)
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
 		return fmt.Errorf("bare handler: pool: %w", err)
