@@ -52,6 +52,7 @@ type Server struct {
 	port     int
 	cred     *syscall.Credential // the postgres user, when the tests run as root
 	exited   chan error          // the postmaster's exit; nil while stopped
+	pid      int                 // the postmaster's, while it runs
 }
 
 const templateName = "pgtest_template"
@@ -256,6 +257,7 @@ func (s *Server) run() error {
 			started <- err
 			return
 		}
+		s.pid = cmd.Process.Pid
 		started <- nil
 		exited <- cmd.Wait()
 	}()
@@ -300,6 +302,15 @@ func (s *Server) Stop() error {
 	<-s.exited
 	s.exited = nil
 	return nil
+}
+
+// Pid is the postmaster's process id (its backends are its children), 0
+// for TEST_DATABASE_URL's server or a stopped one.
+func (s *Server) Pid() int {
+	if s.exited == nil {
+		return 0
+	}
+	return s.pid
 }
 
 // Restart starts a stopped server again, on the same port and data.

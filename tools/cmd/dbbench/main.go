@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "length of each load run")
 	fs.IntVar(&o.Connections, "connections", 50, "keep-alive clients (each its own connection)")
-	fs.IntVar(&o.Rounds, "rounds", 2, "runs of each Go server per workload; the best counts")
+	fs.IntVar(&o.Rounds, "rounds", 3, "runs of each server per workload, one of each a round; the best counts, and the median of the rounds' ratios to Flask")
 	fs.BoolVar(&o.Flask, "flask", true, "also measure the seed's stack (Flask, psycopg2, gunicorn: installed from Debian when missing)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -45,7 +46,7 @@ type Options struct {
 	Out         io.Writer // the Markdown report
 	Duration    time.Duration
 	Connections int
-	Rounds      int  // runs of each Go server per workload; the best counts
+	Rounds      int  // runs of each server per workload; the best counts, and each round's ratios
 	Flask       bool // also measure the seed's stack
 	// Self is a command that serves the bare handler: Self + ["-serve-bare",
 	// port, database URL, pool size].
@@ -134,19 +135,18 @@ func Run(ctx context.Context, o Options) error {
 	for i, w := range workloads {
 		req := w.request
 		b := &httpbench.Best{Run: o.Run, Log: o.Log, Load: httpbench.Load{Duration: o.Duration, Connections: o.Connections,
-			Request: &req, WantStatus: w.wantStatus, Name: w.name}}
+			Request: &req, WantStatus: w.wantStatus, Name: w.name, Database: pg.Pid()}}
+		// Flask in every round too: the machine's speed drifts over minutes,
+		// so each round's ratio compares runs a few seconds apart.
 		for range o.Rounds {
-			if err := b.Measure(ctx, goTargets); err != nil {
+			if err := b.Measure(ctx, append(slices.Clone(goTargets), flaskTargets...)); err != nil {
 				return err
 			}
-		}
-		if err := b.Measure(ctx, flaskTargets); err != nil {
-			return err
 		}
 		results[i] = b
 	}
 	fmt.Fprintf(o.Out, "%d keep-alive clients (raw HTTP/1.1, no retries) back to back, %s per run, %s, PostgreSQL %s on the generator's CPU "+
-		"(fsync off: the figures are the HTTP and driver stack's, not the disk's); best of %d runs for the Go servers; pool of %d connections for both Go servers.\n",
+		"(fsync off: the figures are the HTTP and driver stack's, not the disk's); %d rounds, each server once a round; best round per server; pool of %d connections for both Go servers.\n",
 		o.Connections, o.Duration, pinning, serverVersion(ctx, pg), o.Rounds, def.DBMaxConns)
 	for i, w := range workloads {
 		report(o.Out, w.name, results[i], o.Flask)
@@ -211,15 +211,60 @@ func serverVersion(ctx context.Context, pg *pgtest.Server) string {
 }
 
 func report(w io.Writer, name string, b *httpbench.Best, withFlask bool) {
-	fmt.Fprintf(w, "\n**%s**\n\n| server | req/s | p50 | p99 | peak RSS | failed |\n|---|---:|---:|---:|---:|---:|\n", name)
+	fmt.Fprintf(w, "\n**%s**\n\n| server | req/s | p50 | p99 | CPU/req: server | PostgreSQL | generator | peak RSS | failed |\n"+
+		"|---|---:|---:|---:|---:|---:|---:|---:|---:|\n", name)
 	for _, r := range b.Results() {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f MB | %d |\n", r.Name, r.RPS,
-			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), float64(r.PeakRSSKiB)/1024, r.Failed)
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %.1f MB | %d |\n", r.Name, r.RPS,
+			r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), micros(r.CPUPerRequest), micros(r.DatabaseCPUPerRequest),
+			micros(r.GeneratorCPUPerRequest), float64(r.PeakRSSKiB)/1024, r.Failed)
 	}
 	app, bare, noLog := b.Of(serviceName), b.Of(bareName), b.Of(noLogName)
 	fmt.Fprintf(w, "\nscalable-app / bare: **%.2f** (target at least 0.85); access log off / bare: %.2f; with the access log / without: %.2f.\n",
 		app.RPS/bare.RPS, noLog.RPS/bare.RPS, app.RPS/noLog.RPS)
 	if withFlask {
-		fmt.Fprintf(w, "scalable-app / Flask: **%.1f** (target at least 5).\n", app.RPS/b.Of(flaskName).RPS)
+		flask := b.Of(flaskName)
+		fmt.Fprintf(w, "scalable-app / Flask: **%.1f** (target at least 5); median of the rounds' own ratios %.1f (%s); "+
+			"Flask's server CPU per request / scalable-app's: %.1f.\n",
+			app.RPS/flask.RPS, medianRatio(b.Runs(serviceName), b.Runs(flaskName)), ratios(b.Runs(serviceName), b.Runs(flaskName)),
+			float64(flask.CPUPerRequest)/float64(app.CPUPerRequest))
 	}
+	// Which CPU held scalable-app back: the busier one is the limit.
+	fmt.Fprintf(w, "In scalable-app's run, CPU 0 (the server) was %.0f%% busy, CPU 1 (PostgreSQL and the generator) %.0f%%.\n",
+		busy(app.CPUPerRequest, app.RPS), busy(app.DatabaseCPUPerRequest+app.GeneratorCPUPerRequest, app.RPS))
 }
+
+// roundRatios are a's req/s over b's, round by round.
+func roundRatios(a, b []httpbench.Result) []float64 {
+	var out []float64
+	for i := range min(len(a), len(b)) {
+		out = append(out, a[i].RPS/b[i].RPS)
+	}
+	return out
+}
+
+func medianRatio(a, b []httpbench.Result) float64 {
+	r := roundRatios(a, b)
+	if len(r) == 0 {
+		return 0
+	}
+	slices.Sort(r)
+	if len(r)%2 == 1 {
+		return r[len(r)/2]
+	}
+	return (r[len(r)/2-1] + r[len(r)/2]) / 2
+}
+
+func ratios(a, b []httpbench.Result) string {
+	var s []string
+	for _, r := range roundRatios(a, b) {
+		s = append(s, strconv.FormatFloat(r, 'f', 1, 64))
+	}
+	return strings.Join(s, ", ")
+}
+
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
+
+// busy is the share of one CPU that perRequest at rps takes, in per cent.
+func busy(perRequest time.Duration, rps float64) float64 { return 100 * perRequest.Seconds() * rps }

@@ -18,6 +18,7 @@ type Best struct {
 	Load  Load
 	Log   io.Writer
 	best  map[string]Result
+	runs  map[string][]Result
 	order []string
 }
 
@@ -30,8 +31,9 @@ func (b *Best) Measure(ctx context.Context, targets []Target) error {
 		}
 		fmt.Fprintf(b.Log, "    %s\n", r.Report)
 		if b.best == nil {
-			b.best = map[string]Result{}
+			b.best, b.runs = map[string]Result{}, map[string][]Result{}
 		}
+		b.runs[t.Name] = append(b.runs[t.Name], r)
 		prev, seen := b.best[t.Name]
 		if !seen {
 			b.order = append(b.order, t.Name)
@@ -45,6 +47,9 @@ func (b *Best) Measure(ctx context.Context, targets []Target) error {
 
 // Of is the best result of the target named name.
 func (b *Best) Of(name string) Result { return b.best[name] }
+
+// Runs are every result of the target named name, in the order measured.
+func (b *Best) Runs(name string) []Result { return b.runs[name] }
 
 // Results are the best results, in the order first measured.
 func (b *Best) Results() []Result {

@@ -53,6 +53,11 @@ type Result struct {
 	// children) during the load, divided by the requests answered: a cost
 	// that, unlike req/s, hardly moves with the machine's other work.
 	CPUPerRequest time.Duration
+	// DatabaseCPUPerRequest is the same for Load.Database's process tree,
+	// and GeneratorCPUPerRequest for the load generator (this process's
+	// own threads): with the server's, where each answer's CPU went.
+	DatabaseCPUPerRequest  time.Duration
+	GeneratorCPUPerRequest time.Duration
 	// CPUPerScrape is the server's CPU time for one fetch of Scrape,
 	// measured on 200 fetches before the load.
 	CPUPerScrape time.Duration
@@ -67,6 +72,9 @@ type Load struct {
 	WantStatus int
 	// Name of the workload in the log, e.g. "POST /api/messages".
 	Name string
+	// Database, when not 0, is the pid of a database server the target
+	// uses, whose CPU per request Measure records too.
+	Database int
 }
 
 // PinSelf pins this process (all its threads, the load generator's
@@ -125,7 +133,7 @@ func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.
 		}
 		scrapes = scrape(ctx, load.Target{URL: t.Scrape}, t.ScrapeEvery, l.Duration)
 	}
-	cpuBefore := treeCPU(p.Pid())
+	cpuBefore, dbBefore, genBefore := treeCPU(p.Pid()), treeCPU(l.Database), processCPU(os.Getpid())
 	rep, err := load.Generate(ctx, load.Options{Target: target, KeepAlive: l.Connections, Duration: l.Duration,
 		Request: l.Request, WantStatus: l.WantStatus})
 	if err != nil {
@@ -139,7 +147,12 @@ func Measure(ctx context.Context, run *command.Runner, t Target, l Load, log io.
 		fmt.Fprintf(log, "    %d scrapes of %s, every %s, %d bytes each\n", n.ok, t.Scrape, t.ScrapeEvery, n.bytes/n.ok)
 	}
 	if rep.OK > 0 {
-		res.CPUPerRequest = (treeCPU(p.Pid()) - cpuBefore) / time.Duration(rep.OK)
+		n := time.Duration(rep.OK)
+		res.CPUPerRequest = (treeCPU(p.Pid()) - cpuBefore) / n
+		res.GeneratorCPUPerRequest = (processCPU(os.Getpid()) - genBefore) / n
+		if l.Database != 0 {
+			res.DatabaseCPUPerRequest = (treeCPU(l.Database) - dbBefore) / n
+		}
 	}
 	res.PeakRSSKiB = treeRSS(p.Pid(), "VmHWM")
 	res.RPS, res.P50, res.P99, res.Failed, res.Report = rep.Rate(), rep.Latency.P50, rep.Latency.P99, rep.Failed(), rep
@@ -236,18 +249,28 @@ func scrapeCost(ctx context.Context, pid int, url load.Target, n int) (time.Dura
 // its threads' run time from /proc/PID/task/TID/schedstat (nanoseconds,
 // unlike the clock ticks of /proc/PID/stat).
 func treeCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
 	var total time.Duration
 	for _, p := range descendants(pid) {
-		tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(p), "task", "*", "schedstat"))
-		for _, f := range tasks {
-			b, err := os.ReadFile(f)
-			if err != nil {
-				continue
-			}
-			if fields := strings.Fields(string(b)); len(fields) > 0 {
-				ns, _ := strconv.ParseInt(fields[0], 10, 64)
-				total += time.Duration(ns)
-			}
+		total += processCPU(p)
+	}
+	return total
+}
+
+// processCPU is the same for one process, its children left out.
+func processCPU(pid int) time.Duration {
+	var total time.Duration
+	tasks, _ := filepath.Glob(filepath.Join("/proc", strconv.Itoa(pid), "task", "*", "schedstat"))
+	for _, f := range tasks {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if fields := strings.Fields(string(b)); len(fields) > 0 {
+			ns, _ := strconv.ParseInt(fields[0], 10, 64)
+			total += time.Duration(ns)
 		}
 	}
 	return total

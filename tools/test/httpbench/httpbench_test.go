@@ -36,7 +36,8 @@ func TestMeasureAServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.RPS <= 0 || r.Failed != 0 || r.Report.KeepAlive != 4 || r.P50 <= 0 || r.P99 < r.P50 || r.IdleRSSKiB <= 0 || r.PeakRSSKiB < r.IdleRSSKiB {
+	if r.RPS <= 0 || r.Failed != 0 || r.Report.KeepAlive != 4 || r.P50 <= 0 || r.P99 < r.P50 || r.IdleRSSKiB <= 0 || r.PeakRSSKiB < r.IdleRSSKiB ||
+		r.CPUPerRequest <= 0 || r.GeneratorCPUPerRequest <= 0 || r.DatabaseCPUPerRequest != 0 {
 		t.Fatalf("measured %+v", r)
 	}
 }
