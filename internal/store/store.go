@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,6 +119,10 @@ func Open(connString string, cfg Config, logger *slog.Logger, reg prometheus.Reg
 // maxConns connections, a connect timeout unless it sets one, and generic
 // plans for prepared statements unless it sets plan_cache_mode.
 //
+// The setting is a SET on each new connection, not a startup parameter:
+// PgBouncer refuses a connection whose startup packet has one it does not
+// know ("unsupported startup parameter").
+//
 // Why generic plans: every statement here reads or writes one table through
 // its primary key, so the generic plan is the plan. Left to choose,
 // PostgreSQL re-plans the list query at every execution, because its
@@ -135,9 +140,21 @@ func PoolConfig(connString string, maxConns int) (*pgxpool.Config, error) {
 		cc.ConnectTimeout = defaultConnectTimeout
 	}
 	if _, set := cc.RuntimeParams["plan_cache_mode"]; !set {
-		cc.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+		pc.AfterConnect = useGenericPlans
 	}
 	return pc, nil
+}
+
+func useGenericPlans(ctx context.Context, c *pgx.Conn) error {
+	_, err := c.Exec(ctx, "SET plan_cache_mode = force_generic_plan")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
+		return nil // PostgreSQL before 12 has no such setting: it plans as it always did
+	}
+	if err != nil {
+		return fmt.Errorf("set plan_cache_mode: %w", err)
+	}
+	return nil
 }
 
 // Target names the database for logs: host, port, database and user.

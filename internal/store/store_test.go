@@ -333,9 +333,10 @@ func TestPoolMetrics(t *testing.T) {
 	}
 }
 
-// TestListIsNotReplanned: the pool's sessions use generic plans, so the
-// list query is planned once per connection rather than at every request
-// (see PoolConfig); a plan_cache_mode in the connection string wins.
+// TestListIsNotReplanned: the pool's sessions use generic plans, so
+// PostgreSQL never plans the list query anew (PoolConfig says why it would:
+// at least its first five executions, and every one on a large table); a
+// plan_cache_mode in the connection string wins.
 func TestListIsNotReplanned(t *testing.T) {
 	db := pg.NewDatabase(t)
 	auto, err := url.Parse(db)
