@@ -80,7 +80,7 @@ func (d *Deployer) smokeGreeting(ctx context.Context, env Env) error {
 		func(ctx context.Context) (bool, string, error) {
 			rep, err := load.Get(ctx, target)
 			switch {
-			case err != nil && ctx.Err() != nil:
+			case load.CutShort(err):
 				// The wait's own deadline cut this one short: the answer
 				// before it says more.
 				return false, "", nil

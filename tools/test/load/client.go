@@ -242,10 +242,31 @@ func (c *Client) idleOpen() bool {
 }
 
 func failure(ctx context.Context, phase string, err error) error {
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	if end := ended(ctx); end != nil {
+		err = fmt.Errorf("%w (%v)", end, err)
 	}
 	return &Error{Phase: phase, Err: err}
+}
+
+// ended is ctx.Err(), or DeadlineExceeded once ctx's deadline has passed: a
+// dial bounded by that deadline fails with "i/o timeout" a moment before
+// ctx.Err() says so, and the request is the caller's own cut, not the
+// server's failure.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// CutShort reports whether err is a request that the caller's context ended
+// (cancelled, or past its deadline) rather than an answer or a failure of
+// the server.
+func CutShort(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // readReply parses one HTTP/1.x response. The phase names how far it got
@@ -384,7 +405,7 @@ func errorKind(err error) string {
 	}
 	var cause string
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case CutShort(err):
 		cause = "aborted (the run's context ended)"
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		cause = "timeout"

@@ -6,9 +6,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -253,5 +255,56 @@ func TestWantStatusDecidesWhatCountsAsOK(t *testing.T) {
 		if r.Sent == 0 || (r.Failed() == r.Sent) != c.failed || (r.Failed() == 0) == c.failed {
 			t.Errorf("WantStatus %d, POST %v: want every request failed=%v, got %s", c.want, c.req != nil, c.failed, r)
 		}
+	}
+}
+
+// unanswered listens on loopback with an accept queue of one, filled at once:
+// the kernel then drops every SYN, so a dial to it waits for its deadline.
+func unanswered(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*syscall.SockaddrInet4).Port))
+	filler, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = filler.Close() })
+	return addr
+}
+
+// A dial that the caller's deadline ends reports the caller's cut, not a
+// server's timeout, even in the moment before ctx.Err() says so (seen in the
+// pipeline's smoke test, whose last answer read "connect: i/o timeout").
+func TestARequestCutByTheCallersDeadlineIsCutShort(t *testing.T) {
+	target := Target{URL: "http://" + unanswered(t) + "/"}
+	for i := range 20 {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := Get(ctx, target)
+		cancel()
+		if err == nil || !CutShort(err) || !strings.Contains(errorKind(err), "aborted") {
+			t.Fatalf("attempt %d: %v (%s), want a request cut short by the caller", i+1, err, errorKind(err))
+		}
+	}
+	// The client's own timeout is not the caller's cut.
+	c, err := newClient(target, Fresh, nil, 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Do(context.Background()); err == nil || CutShort(err) || errorKind(err) != "connect: timeout" {
+		t.Fatalf("%v (%s), want the client's own connect timeout", err, errorKind(err))
 	}
 }
