@@ -74,6 +74,11 @@ type Reply struct {
 type Error struct {
 	Phase string // "connect", "send", "await answer" (no byte of it yet), "read answer" (broken mid-answer)
 	Err   error
+	// Cut is set when the caller's context had ended (or its deadline
+	// passed) by the time the request failed: the caller's cut, not the
+	// server's failure. errors.Is(err, context.DeadlineExceeded) cannot
+	// tell: the net package's own timeouts match it too.
+	Cut bool
 }
 
 func (e *Error) Error() string { return e.Phase + ": " + e.Err.Error() }
@@ -242,10 +247,11 @@ func (c *Client) idleOpen() bool {
 }
 
 func failure(ctx context.Context, phase string, err error) error {
-	if end := ended(ctx); end != nil {
+	end := ended(ctx)
+	if end != nil {
 		err = fmt.Errorf("%w (%v)", end, err)
 	}
-	return &Error{Phase: phase, Err: err}
+	return &Error{Phase: phase, Err: err, Cut: end != nil}
 }
 
 // ended is ctx.Err(), or DeadlineExceeded once ctx's deadline has passed: a
@@ -266,7 +272,8 @@ func ended(ctx context.Context) error {
 // (cancelled, or past its deadline) rather than an answer or a failure of
 // the server.
 func CutShort(err error) bool {
-	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+	var e *Error
+	return errors.As(err, &e) && e.Cut
 }
 
 // readReply parses one HTTP/1.x response. The phase names how far it got
@@ -405,9 +412,9 @@ func errorKind(err error) string {
 	}
 	var cause string
 	switch {
-	case CutShort(err):
+	case CutShort(err), errors.Is(err, context.Canceled):
 		cause = "aborted (the run's context ended)"
-	case errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		cause = "timeout"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		cause = "connection refused"
