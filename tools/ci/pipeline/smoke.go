@@ -75,15 +75,12 @@ func runsDigest(p kube.Pod, digest string) bool {
 // smokeGreeting waits for smokeStreak greetings in a row through the Ingress.
 func (d *Deployer) smokeGreeting(ctx context.Context, env Env) error {
 	target := load.Target{URL: "http://" + d.Target.IngressAddr + "/", Host: env.Host}
-	streak, last := 0, ""
+	streak := 0
 	err := kube.Poll(ctx, d.RolloutTimeout, 100*time.Millisecond, "wait for the greeting through the Ingress ("+env.Host+")",
 		func(ctx context.Context) (bool, string, error) {
 			rep, err := load.Get(ctx, target)
+			var last string
 			switch {
-			case load.CutShort(err):
-				// The wait's own deadline cut this one short: the answer
-				// before it says more.
-				return false, "", nil
 			case err != nil:
 				last = err.Error()
 			case rep.Status != http.StatusOK:

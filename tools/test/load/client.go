@@ -268,14 +268,6 @@ func ended(ctx context.Context) error {
 	return nil
 }
 
-// CutShort reports whether err is a request that the caller's context ended
-// (cancelled, or past its deadline) rather than an answer or a failure of
-// the server.
-func CutShort(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Cut
-}
-
 // readReply parses one HTTP/1.x response. The phase names how far it got
 // when it fails.
 func readReply(br *bufio.Reader) (Reply, string, error) {
@@ -412,7 +404,7 @@ func errorKind(err error) string {
 	}
 	var cause string
 	switch {
-	case CutShort(err), errors.Is(err, context.Canceled):
+	case e != nil && e.Cut:
 		cause = "aborted (the run's context ended)"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		cause = "timeout"
